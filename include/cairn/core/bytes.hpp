@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// Byte buffers: `byte_view` / `mutable_byte_view` (non-owning spans), `byte_buffer` (owning,
+/// aligned, deliberately *uninitialised* on allocation so that multi-GiB staging buffers cost no
+/// page-touching memset), and `shared_bytes` (immutable, reference counted, sliceable without copying).
+/// Little-endian load/store helpers live here too because every on-disk format cairn speaks uses them.
+#pragma once
+
+#include <algorithm>  // std::min
+#include <bit>        // std::endian
+#include <cstddef>
+#include <cstdint>
+#include <cstring>    // std::memcpy
+#include <memory>
+#include <new>        // std::align_val_t
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include <cairn/config.hpp>
+
+namespace cairn {
+
+/// A read-only view of bytes.
+using byte_view = std::span<const std::byte>;
+/// A writable view of bytes.
+using mutable_byte_view = std::span<std::byte>;
+
+/// Views the characters of `s` as bytes.
+inline byte_view as_bytes(std::string_view s) noexcept {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+/// Views bytes as characters (for text formats such as JSON).
+inline std::string_view as_chars(byte_view b) noexcept {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+/// An owning, aligned, growable byte buffer whose new bytes are left uninitialised.
+/// \par Thread safety
+/// Distinct objects may be used concurrently; one object needs external synchronisation.
+class byte_buffer {
+ public:
+  /// Alignment of every allocation: enough for O_DIRECT and for any scalar or SIMD type.
+  static constexpr std::size_t alignment = 4096;
+
+  byte_buffer() noexcept = default;
+  /// Allocates `size` uninitialised bytes.
+  explicit byte_buffer(std::size_t size) { resize(size); }
+  /// Copies `bytes`.
+  explicit byte_buffer(byte_view bytes) {
+    resize(bytes.size());
+    if (!bytes.empty()) std::memcpy(data_.get(), bytes.data(), bytes.size());
+  }
+  byte_buffer(byte_buffer&& other) noexcept
+      : data_(std::move(other.data_)), size_(std::exchange(other.size_, 0)),
+        capacity_(std::exchange(other.capacity_, 0)) {}
+  byte_buffer& operator=(byte_buffer&& other) noexcept {
+    data_ = std::move(other.data_);
+    size_ = std::exchange(other.size_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
+    return *this;
+  }
+  byte_buffer(const byte_buffer& other) : byte_buffer(other.view()) {}
+  byte_buffer& operator=(const byte_buffer& other) {
+    if (this != &other) *this = byte_buffer(other.view());
+    return *this;
+  }
+
+  std::byte* data() noexcept { return data_.get(); }
+  const std::byte* data() const noexcept { return data_.get(); }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  bool empty() const noexcept { return size_ == 0; }
+  std::byte& operator[](std::size_t i) noexcept { return data_.get()[i]; }
+  const std::byte& operator[](std::size_t i) const noexcept { return data_.get()[i]; }
+  byte_view view() const noexcept { return {data_.get(), size_}; }
+  mutable_byte_view mutable_view() noexcept { return {data_.get(), size_}; }
+  operator byte_view() const noexcept { return view(); }  // NOLINT: a buffer is usable wherever a view is
+
+  /// Ensures capacity for `n` bytes, keeping the contents.
+  void reserve(std::size_t n) {
+    if (n <= capacity_) return;
+    std::size_t cap = std::max(n, capacity_ + capacity_ / 2);
+    std::unique_ptr<std::byte[], deleter> fresh(
+        static_cast<std::byte*>(::operator new[](cap, std::align_val_t{alignment})));
+    if (size_ != 0) std::memcpy(fresh.get(), data_.get(), size_);
+    data_ = std::move(fresh);
+    capacity_ = cap;
+  }
+  /// Sets the size; bytes past the old size are uninitialised.
+  void resize(std::size_t n) {
+    reserve(n);
+    size_ = n;
+  }
+  /// Appends a copy of `bytes`.
+  void append(byte_view bytes) {
+    if (bytes.empty()) return;
+    std::size_t old = size_;
+    if (old + bytes.size() > capacity_) reserve(std::max(old + bytes.size(), 2 * capacity_));
+    std::memcpy(data_.get() + old, bytes.data(), bytes.size());
+    size_ = old + bytes.size();
+  }
+  void push_back(std::byte b) { append(byte_view(&b, 1)); }
+  void clear() noexcept { size_ = 0; }
+
+ private:
+  struct deleter {
+    void operator()(std::byte* p) const noexcept { ::operator delete[](p, std::align_val_t{alignment}); }
+  };
+  std::unique_ptr<std::byte[], deleter> data_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+/// Immutable bytes with shared ownership; `slice` returns a view into the same storage without copying.
+/// \par Thread safety
+/// Immutable: any number of threads may read and copy the same object concurrently.
+class shared_bytes {
+ public:
+  shared_bytes() noexcept = default;
+  /// Takes ownership of `buffer`.
+  explicit shared_bytes(byte_buffer buffer)
+      : owner_(std::make_shared<const byte_buffer>(std::move(buffer))),
+        data_(static_cast<const byte_buffer&>(*owner_).data()),
+        size_(static_cast<const byte_buffer&>(*owner_).size()) {}
+  /// Copies `bytes`.
+  static shared_bytes copy_of(byte_view bytes) { return shared_bytes(byte_buffer(bytes)); }
+
+  const std::byte* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  byte_view view() const noexcept { return {data_, size_}; }
+  operator byte_view() const noexcept { return view(); }  // NOLINT
+
+  /// Returns bytes [offset, offset + length) sharing this object's storage.
+  /// \pre offset + length <= size()
+  shared_bytes slice(std::size_t offset, std::size_t length) const {
+    CAIRN_ASSERT(offset <= size_ && length <= size_ - offset);
+    shared_bytes out;
+    out.owner_ = owner_;
+    out.data_ = data_ + offset;
+    out.size_ = length;
+    return out;
+  }
+
+  friend bool operator==(const shared_bytes& a, const shared_bytes& b) noexcept {
+    return a.size_ == b.size_ && (a.size_ == 0 || std::memcmp(a.data_, b.data_, a.size_) == 0);
+  }
+
+ private:
+  std::shared_ptr<const byte_buffer> owner_;
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// Loads an unsigned little-endian integer of type T from `p` (no alignment required).
+template <class T>
+T load_le(const std::byte* p) noexcept {
+  if constexpr (std::endian::native == std::endian::little) {
+    T v;
+    std::memcpy(&v, p, sizeof(T));
+    return v;
+  } else {
+    T v = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(p[i]) << (8 * i));
+    return v;
+  }
+}
+/// Loads an unsigned big-endian integer of type T from `p`.
+template <class T>
+T load_be(const std::byte* p) noexcept {
+  T v = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i) v = static_cast<T>((v << 8) | static_cast<T>(p[i]));
+  return v;
+}
+/// Stores `v` little-endian at `p`.
+template <class T>
+void store_le(std::byte* p, T v) noexcept {
+  for (std::size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<std::byte>((v >> (8 * i)) & 0xFF);
+}
+/// Stores `v` big-endian at `p`.
+template <class T>
+void store_be(std::byte* p, T v) noexcept {
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    p[i] = static_cast<std::byte>((v >> (8 * (sizeof(T) - 1 - i))) & 0xFF);
+}
+
+}  // namespace cairn

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <cairn/core/array.hpp>
+#include <cairn/core/bytes.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+TEST_CASE("byte_buffer: aligned, growable, copyable") {
+  cairn::byte_buffer b(10);
+  CHECK(b.size() == 10);
+  CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % cairn::byte_buffer::alignment == 0);
+  for (std::size_t i = 0; i < 10; ++i) b[i] = std::byte(i);
+  b.append(cairn::as_bytes("xyz"));
+  CHECK(b.size() == 13);
+  CHECK(b[12] == std::byte('z'));
+  cairn::byte_buffer c = b;
+  CHECK(c.size() == 13);
+  CHECK(std::equal(c.view().begin(), c.view().end(), b.view().begin()));
+  cairn::byte_buffer d = std::move(c);
+  CHECK(c.empty());
+  CHECK(d.size() == 13);
+  for (int i = 0; i < 5000; ++i) d.push_back(std::byte(i & 0xFF));
+  CHECK(d.size() == 5013);
+  CHECK(d[5012] == std::byte((4999) & 0xFF));
+  CHECK(d[3] == std::byte(3));
+}
+
+TEST_CASE("shared_bytes slices share storage") {
+  auto s = cairn::shared_bytes::copy_of(cairn::as_bytes("hello world"));
+  auto w = s.slice(6, 5);
+  CHECK(cairn::as_chars(w.view()) == "world");
+  CHECK(w.data() == s.data() + 6);
+  CHECK(w == cairn::shared_bytes::copy_of(cairn::as_bytes("world")));
+  CHECK_FALSE(w == s);
+}
+
+TEST_CASE("little- and big-endian loads and stores") {
+  std::byte buf[8];
+  cairn::store_le<std::uint32_t>(buf, 0x0CDB3A2Au);
+  CHECK(buf[0] == std::byte(0x2A));
+  CHECK(cairn::load_le<std::uint32_t>(buf) == 0x0CDB3A2Au);
+  cairn::store_be<std::uint32_t>(buf, 0x0CDB3A2Au);
+  CHECK(buf[0] == std::byte(0x0C));
+  CHECK(cairn::load_be<std::uint32_t>(buf) == 0x0CDB3A2Au);
+  cairn::store_le<std::uint64_t>(buf, 0x0102030405060708ull);
+  CHECK(cairn::load_le<std::uint64_t>(buf) == 0x0102030405060708ull);
+  CHECK(buf[7] == std::byte(0x01));
+}
+
+TEST_CASE("host_array and strided copies") {
+  std::vector<std::int32_t> v(24);
+  std::iota(v.begin(), v.end(), 0);
+  auto a = cairn::host_array::from(std::span<const std::int32_t>(v), cairn::shape{2, 3, 4});
+  CHECK(a.type() == cairn::dtype::int32);
+  CHECK(a.num_bytes() == 96);
+  CHECK(a.view().is_c_contiguous());
+  CHECK(a.values<std::int32_t>()[23] == 23);
+  CHECK_THROWS_AS(a.values<float>(), cairn::error);
+
+  // A sub-box view is strided; copying it out yields the right elements in C order.
+  auto sub = a.view().sub(cairn::box({1, 1, 1}, {1, 2, 2}));
+  CHECK_FALSE(sub.is_c_contiguous());
+  auto c = cairn::host_array::copy_of(sub);
+  CHECK(c.shape() == cairn::shape{1, 2, 2});
+  auto cv = c.values<std::int32_t>();
+  CHECK(std::vector<std::int32_t>(cv.begin(), cv.end()) == std::vector<std::int32_t>{17, 18, 21, 22});
+
+  // Copy into a strided destination (a sub-box of a bigger array).
+  cairn::host_array big(cairn::dtype::int32, cairn::shape{3, 4, 5});
+  cairn::copy(sub, big.mutable_view().sub(cairn::box({2, 0, 3}, {1, 2, 2})));
+  auto bv = big.values<std::int32_t>();
+  CHECK(bv[2 * 20 + 0 * 5 + 3] == 17);
+  CHECK(bv[2 * 20 + 1 * 5 + 4] == 22);
+  CHECK(bv[0] == 0);
+
+  // Non-dense innermost stride: a transposed 2-d view.
+  std::vector<std::int32_t> m{1, 2, 3, 4, 5, 6};  // 2x3
+  cairn::array_view t(reinterpret_cast<const std::byte*>(m.data()), cairn::dtype::int32, cairn::shape{3, 2},
+                      std::vector<cairn::index_t>{4, 12});
+  auto tt = cairn::host_array::copy_of(t);
+  auto tv = tt.values<std::int32_t>();
+  CHECK(std::vector<std::int32_t>(tv.begin(), tv.end()) == std::vector<std::int32_t>{1, 4, 2, 5, 3, 6});
+
+  cairn::host_array wrong(cairn::dtype::float32, cairn::shape{1, 2, 2});
+  CHECK_THROWS_WITH_AS(cairn::copy(sub, wrong.mutable_view()),
+                       "cairn: copy: source dtype int32 != destination float32: type mismatch", cairn::error);
+  cairn::host_array wrong_shape(cairn::dtype::int32, cairn::shape{2, 2});
+  CHECK_THROWS_AS(cairn::copy(sub, wrong_shape.mutable_view()), cairn::error);
+  CHECK_THROWS_AS(a.view().sub(cairn::box({0, 0, 0}, {3, 1, 1})), cairn::error);
+  CHECK_THROWS_AS(cairn::host_array::from(std::span<const std::int32_t>(v), cairn::shape{5}), cairn::error);
+
+  // Rank 0 and empty arrays.
+  std::int64_t scalar = 42;
+  auto s = cairn::host_array::from(std::span<const std::int64_t>(&scalar, 1), cairn::shape{});
+  CHECK(s.values<std::int64_t>()[0] == 42);
+  cairn::host_array e(cairn::dtype::float64, cairn::shape{0, 7});
+  CHECK(e.num_bytes() == 0);
+  CHECK(cairn::host_array::copy_of(e.view()) == e);
+}

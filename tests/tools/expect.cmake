@@ -1,0 +1,10 @@
+# Runs PROGRAM with ARGS (a ;-list) and checks its exit code and that stderr contains EXPECT_STDERR.
+execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL EXPECT_EXIT)
+  message(FATAL_ERROR "exit code ${rc}, expected ${EXPECT_EXIT}\nstdout: ${out}\nstderr: ${err}")
+endif()
+string(FIND "${err}" "${EXPECT_STDERR}" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "stderr lacks '${EXPECT_STDERR}'\nstderr: ${err}")
+endif()
+message(STATUS "exit ${rc}; stderr: ${err}")
