@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// The key-value store driver interface (tensorstore's kvstore, reduced): read a whole value or a
+/// byte range, write, erase, list keys in a range. A missing key is a value (`read_result::missing`),
+/// not an error. Keys are byte strings ordered bytewise; drivers are shared by `store` handles and
+/// must be safe to call from several threads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <cairn/core/bytes.hpp>
+#include <cairn/core/error.hpp>
+
+namespace cairn::kvstore {
+
+/// A byte range of a value: `length` bytes from `offset`, or to the end when `length` is empty.
+struct byte_range {
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> length;
+
+  /// The whole value.
+  static constexpr byte_range all() noexcept { return {}; }
+  bool is_all() const noexcept { return offset == 0 && !length; }
+  friend bool operator==(const byte_range&, const byte_range&) = default;
+};
+
+/// The outcome of a read: the value's bytes, or missing.
+struct read_result {
+  std::optional<shared_bytes> value;
+
+  static read_result missing_key() { return {}; }
+  bool missing() const noexcept { return !value.has_value(); }
+  explicit operator bool() const noexcept { return value.has_value(); }
+  const shared_bytes& operator*() const { return *value; }
+  const shared_bytes* operator->() const { return &*value; }
+};
+
+/// A half-open range of keys `[inclusive_min, exclusive_max)`; an empty `exclusive_max` is unbounded.
+struct key_range {
+  std::string inclusive_min;
+  std::string exclusive_max;  ///< "" means no upper bound
+
+  /// Every key.
+  static key_range all() { return {}; }
+  /// Every key that starts with `prefix`.
+  static key_range prefix(std::string_view prefix) {
+    key_range r{std::string(prefix), std::string(prefix)};
+    // The smallest string greater than every string with this prefix: drop trailing 0xFF bytes, bump the last.
+    while (!r.exclusive_max.empty() && static_cast<unsigned char>(r.exclusive_max.back()) == 0xFF)
+      r.exclusive_max.pop_back();
+    if (!r.exclusive_max.empty()) r.exclusive_max.back() = static_cast<char>(static_cast<unsigned char>(r.exclusive_max.back()) + 1);
+    return r;
+  }
+  /// True if `key` lies in the range (bytewise comparison).
+  bool contains(std::string_view key) const noexcept {
+    return compare_keys(key, inclusive_min) >= 0 && (exclusive_max.empty() || compare_keys(key, exclusive_max) < 0);
+  }
+  /// Compares keys as unsigned bytes (memcmp order), as OCDBT does.
+  static int compare_keys(std::string_view a, std::string_view b) noexcept {
+    const std::size_t n = a.size() < b.size() ? a.size() : b.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+      if (x != y) return x < y ? -1 : 1;
+    }
+    return a.size() == b.size() ? 0 : (a.size() < b.size() ? -1 : 1);
+  }
+};
+
+/// Returns `[offset, offset + length)` of a value of `size` bytes for `range`.
+/// \throws cairn::error (errc::corrupted) naming `what` if the range lies outside the value.
+inline std::pair<std::uint64_t, std::uint64_t> resolve_range(byte_range range, std::uint64_t size, std::string_view what) {
+  const std::uint64_t length = range.length.value_or(range.offset <= size ? size - range.offset : 0);
+  if (range.offset > size || length > size - range.offset)
+    throw error(errc::corrupted, std::string(what) + ": byte range [" + std::to_string(range.offset) + ", " +
+                                     std::to_string(range.offset + length) + ") exceeds the value's " +
+                                     std::to_string(size) + " bytes");
+  return {range.offset, length};
+}
+
+/// A key and the size of its value, as `list` reports it.
+struct list_entry {
+  std::string key;
+  std::uint64_t size = 0;
+  friend bool operator==(const list_entry&, const list_entry&) = default;
+};
+
+/// The abstract storage driver. Implementations: `memory_driver`, `file_driver`.
+/// \par Thread safety
+/// Every member may be called concurrently from several threads.
+class driver {
+ public:
+  virtual ~driver() = default;
+
+  /// Returns the bytes of `range` of the value at `key`, or missing.
+  /// \throws cairn::error (errc::invalid_argument) for an invalid key; (errc::corrupted) if the range
+  ///         lies outside the value; (errc::io) on I/O failure.
+  virtual read_result read(std::string_view key, byte_range range = {}) = 0;
+  /// Creates or replaces the value at `key`.
+  /// \throws cairn::error (errc::invalid_argument) for an invalid key; (errc::io) on I/O failure.
+  virtual void write(std::string_view key, byte_view value) = 0;
+  /// Removes `key`; returns false if it was missing.
+  virtual bool erase(std::string_view key) = 0;
+  /// Returns the keys in `range` in bytewise order, with their value sizes.
+  virtual std::vector<list_entry> list(const key_range& range = {}) = 0;
+  /// A short description for messages, e.g. `file "ckpt/7/state"`.
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace cairn::kvstore
