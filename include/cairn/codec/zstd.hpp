@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// zstd frames for zarr chunks and OCDBT nodes: reusable compression and decompression contexts and
+/// thread-local conveniences. This is the only header that includes `<zstd.h>`.
+/// Decoding is hostile-input safe: it accepts exactly one zstd frame, and a frame's content-size
+/// field never decides an allocation; the caller's known size or explicit limit does.
+#pragma once
+
+#include <algorithm>  // std::min, std::max
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>  // std::bad_alloc
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <zstd.h>
+#include <zstd_errors.h>  // ZSTD_getErrorCode, ZSTD_error_*
+
+#include <cairn/core/bytes.hpp>
+#include <cairn/core/error.hpp>
+
+namespace cairn::codec {
+
+/// How `zstd_decompressor::decompress_into` judges the decoded length against the output buffer.
+enum class size_check {
+  exact,    ///< the frame must decode to exactly `out.size()` bytes
+  at_most,  ///< the frame may decode to any length up to `out.size()`
+};
+
+namespace detail {
+
+struct cctx_deleter {
+  void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
+};
+struct dctx_deleter {
+  void operator()(ZSTD_DCtx* d) const noexcept { ZSTD_freeDCtx(d); }
+};
+
+[[noreturn]] inline void throw_corrupted(std::string_view what, std::string_view detail) {
+  std::string text(what);
+  text += ": ";
+  text += detail;
+  throw error(errc::corrupted, std::move(text));
+}
+
+/// Returns an upper bound on what a frame of `frame_size` bytes can decode to: every block costs at
+/// least 4 bytes (a 3-byte header and one RLE byte) and yields at most ZSTD_BLOCKSIZE_MAX bytes.
+/// It turns a header's claim into something checkable before anything is allocated.
+constexpr unsigned long long max_decoded_size(std::size_t frame_size) noexcept {
+  return (static_cast<unsigned long long>(frame_size) / 4 + 1) * ZSTD_BLOCKSIZE_MAX;
+}
+
+/// Validates that `frame` is exactly one zstd data frame and returns its declared content size
+/// (`ZSTD_CONTENTSIZE_UNKNOWN` when the header omits it).
+/// \throws cairn::error (errc::corrupted) if the input is empty, not a zstd frame, truncated, or
+///         followed by trailing bytes (including a second frame).
+inline unsigned long long check_single_frame(byte_view frame, std::string_view what) {
+  if (frame.empty()) throw_corrupted(what, "empty input is not a zstd frame");
+  // Legacy (v0.x) and skippable frames would also be accepted by libzstd; Orbax never writes them,
+  // so anything but the standard magic is corruption.
+  if (frame.size() < 4 || load_le<std::uint32_t>(frame.data()) != ZSTD_MAGICNUMBER) {
+    throw_corrupted(what, "not a zstd frame (bad magic number, " + std::to_string(frame.size()) + " bytes)");
+  }
+  // Walks block headers only, so it is cheap and decides "one whole frame" before any decoding.
+  std::size_t const frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_size)) {
+    if (ZSTD_getErrorCode(frame_size) == ZSTD_error_srcSize_wrong) {
+      throw_corrupted(what, "truncated zstd frame (" + std::to_string(frame.size()) + " bytes)");
+    }
+    throw_corrupted(what, std::string("invalid zstd frame: ") + ZSTD_getErrorName(frame_size));
+  }
+  if (frame_size != frame.size()) {
+    throw_corrupted(what, std::to_string(frame.size() - frame_size) + " trailing bytes after a zstd frame of " +
+                              std::to_string(frame_size) + " bytes");
+  }
+  unsigned long long const declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR) throw_corrupted(what, "invalid zstd frame header");
+  return declared;
+}
+
+}  // namespace detail
+
+/// Compresses byte ranges into standalone zstd frames (with the content size recorded), reusing
+/// one `ZSTD_CCtx` so that repeated calls allocate nothing.
+/// \par Thread safety
+/// A context is mutable state: one object must not be used by two threads at once. Use one
+/// compressor per thread (or `zstd_compress`, which keeps one per thread).
+class zstd_compressor {
+ public:
+  /// Creates a context at `level` (negative levels trade ratio for speed; 0 means zstd's default, 3).
+  /// \throws cairn::error (errc::invalid_argument) if `level` is outside [ZSTD_minCLevel(), ZSTD_maxCLevel()].
+  /// \throws std::bad_alloc if the context cannot be allocated.
+  explicit zstd_compressor(int level = 1) : ctx_(ZSTD_createCCtx()) {
+    if (!ctx_) throw std::bad_alloc();
+    set_level(level);
+  }
+
+  /// Returns the compression level used by the next `compress`.
+  int level() const noexcept { return level_; }
+
+  /// Changes the compression level for subsequent frames; the context's memory is reused.
+  /// \throws cairn::error (errc::invalid_argument) if `level` is outside [ZSTD_minCLevel(), ZSTD_maxCLevel()].
+  void set_level(int level) {
+    if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
+      throw error(errc::invalid_argument, "zstd compression level " + std::to_string(level) + " is outside [" +
+                                              std::to_string(ZSTD_minCLevel()) + ", " +
+                                              std::to_string(ZSTD_maxCLevel()) + "]");
+    }
+    std::size_t const rc = ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_compressionLevel, level);
+    if (ZSTD_isError(rc)) {
+      throw error(errc::invalid_argument, std::string("zstd compression level: ") + ZSTD_getErrorName(rc));
+    }
+    level_ = level;
+  }
+
+  /// Returns the largest frame `compress` can produce for `input_size` bytes.
+  /// \throws cairn::error (errc::invalid_argument) if `input_size` exceeds what one zstd frame can hold.
+  static std::size_t compress_bound(std::size_t input_size) {
+    std::size_t const bound = ZSTD_compressBound(input_size);
+    if (bound == 0 || ZSTD_isError(bound)) {
+      throw error(errc::invalid_argument, "zstd: input of " + std::to_string(input_size) + " bytes is too large");
+    }
+    return bound;
+  }
+
+  /// Compresses `in` into one frame written at the start of `out`; returns the frame's size.
+  /// \pre `out` does not overlap `in`.
+  /// \post `zstd_decompressor().decompress_into(out.first(result), buffer of in.size(), …)` restores `in`.
+  /// \throws cairn::error (errc::invalid_argument) if the frame does not fit in `out`
+  ///         (`out.size() >= compress_bound(in.size())` always suffices).
+  std::size_t compress(byte_view in, mutable_byte_view out) {
+    std::size_t const n = ZSTD_compress2(ctx_.get(), out.data(), out.size(), in.data(), in.size());
+    if (ZSTD_isError(n)) {
+      if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) throw std::bad_alloc();
+      throw error(errc::invalid_argument, "zstd: compressing " + std::to_string(in.size()) + " bytes into " +
+                                              std::to_string(out.size()) + ": " + ZSTD_getErrorName(n));
+    }
+    return n;
+  }
+
+  /// Compresses `in` into a new buffer holding exactly one frame.
+  /// \post The result's size is the frame's size; its capacity may be up to `compress_bound(in.size())`.
+  byte_buffer compress(byte_view in) {
+    byte_buffer out(compress_bound(in.size()));
+    out.resize(compress(in, out.mutable_view()));
+    return out;
+  }
+
+ private:
+  std::unique_ptr<ZSTD_CCtx, detail::cctx_deleter> ctx_;
+  int level_ = 0;
+};
+
+/// Decodes single zstd frames of untrusted origin, reusing one `ZSTD_DCtx`.
+/// Every failure caused by the bytes is `cairn::error(errc::corrupted)` whose context starts with
+/// the caller's `what` (for example `key "a/0.0"`).
+/// \par Thread safety
+/// A context is mutable state: one object must not be used by two threads at once. Use one
+/// decompressor per thread (or the `zstd_decompress*` functions, which keep one per thread).
+class zstd_decompressor {
+ public:
+  /// Creates a context.
+  /// \throws std::bad_alloc if the context cannot be allocated.
+  zstd_decompressor() : ctx_(ZSTD_createDCtx()) {
+    if (!ctx_) throw std::bad_alloc();
+  }
+
+  /// Decodes exactly one frame into `out`, whose size the caller knows (from array metadata, never
+  /// from the frame); returns the number of bytes decoded.
+  /// \post With `size_check::exact` the result equals `out.size()`; with `at_most` it is `<= out.size()`.
+  ///       Bytes of `out` past the result are unspecified.
+  /// \throws cairn::error (errc::corrupted) if `frame` is not exactly one complete zstd frame (empty,
+  ///         bad magic, truncated, trailing bytes or a second frame), if it would decode to more than
+  ///         `out.size()` bytes, if `check` is `exact` and it decodes to fewer, or if zstd reports
+  ///         corruption (the message includes zstd's reason).
+  std::size_t decompress_into(byte_view frame, mutable_byte_view out, std::string_view what,
+                              size_check check = size_check::exact) {
+    unsigned long long const declared = detail::check_single_frame(frame, what);
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN) {
+      // Rejecting early gives a clearer message; the decoder would refuse the frame anyway.
+      if (declared > out.size()) {
+        detail::throw_corrupted(what, "zstd frame declares " + std::to_string(declared) +
+                                          " bytes, more than the expected " + std::to_string(out.size()));
+      }
+      if (check == size_check::exact && declared != out.size()) {
+        detail::throw_corrupted(
+            what, "zstd frame declares " + std::to_string(declared) + " bytes, expected " + std::to_string(out.size()));
+      }
+    }
+    // Single-pass decoding into the caller's buffer: the decoder uses `out` itself as its window,
+    // so nothing is allocated from header fields and no bytes are copied through an internal buffer.
+    std::byte dummy{};
+    std::size_t const n =
+        ZSTD_decompressDCtx(ctx_.get(), out.empty() ? &dummy : out.data(), out.size(), frame.data(), frame.size());
+    if (ZSTD_isError(n)) {
+      if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall) {
+        detail::throw_corrupted(
+            what, "zstd frame decodes to more than the expected " + std::to_string(out.size()) + " bytes");
+      }
+      if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) throw std::bad_alloc();
+      detail::throw_corrupted(what, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(n));
+    }
+    if (check == size_check::exact && n != out.size()) {
+      detail::throw_corrupted(
+          what, "zstd frame decodes to " + std::to_string(n) + " bytes, expected " + std::to_string(out.size()));
+    }
+    return n;
+  }
+
+  /// Decodes exactly one frame whose decoded size is unknown but at most `max_size` bytes.
+  /// A declared content size sizes the result in one step only when it is within `max_size` and
+  /// possible for the frame's length (≤ 32768 × its bytes); without one, the output grows
+  /// geometrically, so memory follows the bytes actually decoded.
+  /// \post The result holds the decoded bytes; `result.size() <= max_size`.
+  /// \throws cairn::error (errc::corrupted) if `frame` is not exactly one complete zstd frame, if it
+  ///         declares or decodes to more than `max_size` bytes, if it declares more than its length
+  ///         can hold, or if zstd reports corruption (including a window larger than zstd's default
+  ///         streaming limit of 128 MiB).
+  byte_buffer decompress(byte_view frame, std::size_t max_size, std::string_view what) {
+    unsigned long long const declared = detail::check_single_frame(frame, what);
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN) {
+      if (declared > max_size) {
+        detail::throw_corrupted(what, "zstd frame declares " + std::to_string(declared) +
+                                          " bytes, more than the limit of " + std::to_string(max_size));
+      }
+      if (declared > detail::max_decoded_size(frame.size())) {
+        detail::throw_corrupted(what, "zstd frame declares " + std::to_string(declared) +
+                                          " bytes, impossible for a frame of " + std::to_string(frame.size()) +
+                                          " bytes");
+      }
+      byte_buffer out(static_cast<std::size_t>(declared));
+      decompress_into(frame, out.mutable_view(), what, size_check::exact);
+      return out;
+    }
+    return stream_unknown_size(frame, max_size, what);
+  }
+
+ private:
+  byte_buffer stream_unknown_size(byte_view frame, std::size_t max_size, std::string_view what) {
+    // Starting near the input size keeps small objects to one allocation; doubling bounds the copies
+    // to about the final size.
+    constexpr std::size_t initial_floor = 64 * 1024;
+    byte_buffer out(std::min(max_size, std::max(initial_floor, 4 * frame.size())));
+    std::size_t produced = 0;
+    std::byte probe{};  // target once `out` holds max_size bytes: any byte landing here is one too many
+
+    reset_session();
+    ZSTD_inBuffer in{frame.data(), frame.size(), 0};
+    for (;;) {
+      bool const full = produced == out.size();
+      if (full && out.size() < max_size) {
+        out.resize(out.size() > max_size / 2 ? max_size : std::max<std::size_t>(2 * out.size(), 1));
+        continue;
+      }
+      ZSTD_outBuffer dst =
+          full ? ZSTD_outBuffer{&probe, 1, 0} : ZSTD_outBuffer{out.data() + produced, out.size() - produced, 0};
+      std::size_t const in_before = in.pos;
+      std::size_t const rc = ZSTD_decompressStream(ctx_.get(), &dst, &in);
+      if (ZSTD_isError(rc)) {
+        reset_session();
+        if (ZSTD_getErrorCode(rc) == ZSTD_error_memory_allocation) throw std::bad_alloc();
+        detail::throw_corrupted(what, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(rc));
+      }
+      if (full && dst.pos != 0) {
+        reset_session();
+        detail::throw_corrupted(what,
+                                "zstd frame decodes to more than the limit of " + std::to_string(max_size) + " bytes");
+      }
+      if (!full) produced += dst.pos;
+      if (rc == 0) break;  // frame decoded and fully flushed
+      if (dst.pos == 0 && in.pos == in_before) {
+        // No progress with input left would loop forever; check_single_frame makes this unreachable
+        // for well-formed block headers, so it can only mean a frame that ends mid-block.
+        reset_session();
+        detail::throw_corrupted(what, "truncated zstd frame (" + std::to_string(frame.size()) + " bytes)");
+      }
+    }
+    out.resize(produced);
+    return out;
+  }
+
+  void reset_session() noexcept { ZSTD_DCtx_reset(ctx_.get(), ZSTD_reset_session_only); }
+
+  std::unique_ptr<ZSTD_DCtx, detail::dctx_deleter> ctx_;
+};
+
+namespace detail {
+/// The calling thread's decompression context, shared by the convenience functions.
+inline zstd_decompressor& thread_decompressor() {
+  thread_local zstd_decompressor decompressor;
+  return decompressor;
+}
+}  // namespace detail
+
+/// Compresses `in` into one frame at `level`, reusing a per-thread context.
+/// \throws cairn::error (errc::invalid_argument) if `level` is outside zstd's range.
+/// \par Thread safety
+/// Safe from any thread: each thread owns its context.
+inline byte_buffer zstd_compress(byte_view in, int level = 1) {
+  thread_local zstd_compressor compressor;
+  if (compressor.level() != level) compressor.set_level(level);
+  return compressor.compress(in);
+}
+
+/// Decodes exactly one frame into `out` with a per-thread context; see `zstd_decompressor::decompress_into`.
+/// \throws cairn::error (errc::corrupted) as `zstd_decompressor::decompress_into`.
+/// \par Thread safety
+/// Safe from any thread: each thread owns its context.
+inline std::size_t zstd_decompress_into(byte_view frame, mutable_byte_view out, std::string_view what,
+                                        size_check check = size_check::exact) {
+  return detail::thread_decompressor().decompress_into(frame, out, what, check);
+}
+
+/// Decodes exactly one frame of at most `max_size` bytes with a per-thread context; see
+/// `zstd_decompressor::decompress`.
+/// \throws cairn::error (errc::corrupted) as `zstd_decompressor::decompress`.
+/// \par Thread safety
+/// Safe from any thread: each thread owns its context.
+inline byte_buffer zstd_decompress(byte_view frame, std::size_t max_size, std::string_view what) {
+  return detail::thread_decompressor().decompress(frame, max_size, what);
+}
+
+}  // namespace cairn::codec
