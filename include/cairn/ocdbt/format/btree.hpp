@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// B+tree nodes (magic 0x0CDB20DE, orbax-format.md §3.7). Leaf entries map a key to an inline value
+/// or to an out-of-line value `(data file, offset, length)`; interior entries map a child's inclusive
+/// lower-bound key to its location and statistics. Keys are prefix-compressed, strictly increasing
+/// bytewise, and stored relative to the node's implicit prefix (the parent's subtree common prefixes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cairn/core/byte_reader.hpp>
+#include <cairn/core/bytes.hpp>
+#include <cairn/core/varint.hpp>
+#include <cairn/ocdbt/format/data_file_table.hpp>
+#include <cairn/ocdbt/format/envelope.hpp>
+#include <cairn/ocdbt/format/version_tree.hpp>
+
+namespace cairn::ocdbt {
+
+/// The most entries a node may hold.
+inline constexpr std::size_t max_node_entries = std::size_t{1} << 20;
+/// The longest key.
+inline constexpr std::size_t max_key_length = 65535;
+
+/// A leaf entry: inline bytes (a slice of the node body) or an out-of-line reference into `files`.
+struct leaf_entry {
+  std::string key;  ///< relative to the node's implicit prefix
+  bool is_inline = true;
+  shared_bytes value;  ///< when inline
+  location ref;        ///< when out-of-line: file index, offset, length
+  std::uint64_t value_size() const noexcept { return is_inline ? value.size() : ref.length; }
+};
+
+/// An interior entry: a child node and its statistics.
+struct interior_entry {
+  std::string key;  ///< the child's inclusive lower bound, relative to this node's implicit prefix
+  std::uint16_t subtree_common_prefix_length = 0;
+  location child;
+  btree_stats stats;
+};
+
+/// A decoded B+tree node. Out-of-line values and children index `files`, whose base paths include the
+/// transitive path the node was decoded with.
+struct btree_node {
+  std::uint8_t height = 0;
+  std::vector<data_file_id> files;
+  std::vector<leaf_entry> leaves;        ///< height 0
+  std::vector<interior_entry> children;  ///< height > 0
+  std::size_t size() const noexcept { return height == 0 ? leaves.size() : children.size(); }
+};
+
+namespace detail {
+template <class Entries>
+void encode_keys(byte_buffer& out, const Entries& entries) {
+  for (std::size_t i = 1; i < entries.size(); ++i) append_varint(out, common_prefix(entries[i - 1].key, entries[i].key));
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    append_varint(out, entries[i].key.size() - (i ? common_prefix(entries[i - 1].key, entries[i].key) : 0));
+}
+template <class Entries>
+void encode_key_suffixes(byte_buffer& out, const Entries& entries) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    std::size_t p = i ? common_prefix(entries[i - 1].key, entries[i].key) : 0;
+    out.append(as_bytes(std::string_view(entries[i].key).substr(p)));
+  }
+}
+}  // namespace detail
+
+/// Encodes a node's body (before the envelope). Entries must be sorted by key, strictly increasing;
+/// references index `node.files`.
+/// \throws cairn::error (errc::invalid_argument) for an empty or oversized node, unsorted or too-long keys.
+inline byte_buffer encode_btree_node_body(const btree_node& node) {
+  const std::size_t n = node.size();
+  if (n == 0 || n > max_node_entries)
+    throw error(errc::invalid_argument, "B+tree node with " + std::to_string(n) + " entries (must be 1.." +
+                                            std::to_string(max_node_entries) + ")");
+  auto check_keys = [&](const auto& entries) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (entries[i].key.size() > max_key_length)
+        throw error(errc::invalid_argument, "key of " + std::to_string(entries[i].key.size()) + " bytes exceeds 65535");
+      if (i && !(entries[i - 1].key < entries[i].key))
+        throw error(errc::invalid_argument, "B+tree keys are not strictly increasing at \"" + entries[i].key + "\"");
+    }
+  };
+  data_file_table_builder table;
+  byte_buffer body;
+  body.push_back(static_cast<std::byte>(node.height));
+  if (node.height == 0) {
+    check_keys(node.leaves);
+    for (const auto& e : node.leaves)
+      if (!e.is_inline) table.add(node.files.at(e.ref.file));
+    table.finalize(body);
+    append_varint(body, n);
+    detail::encode_keys(body, node.leaves);
+    detail::encode_key_suffixes(body, node.leaves);
+    for (const auto& e : node.leaves) append_varint(body, e.value_size());
+    for (const auto& e : node.leaves) body.push_back(std::byte(e.is_inline ? 0 : 1));
+    for (const auto& e : node.leaves)
+      if (!e.is_inline) append_varint(body, table.index_of(node.files.at(e.ref.file)));
+    for (const auto& e : node.leaves)
+      if (!e.is_inline) append_varint(body, e.ref.offset);
+    for (const auto& e : node.leaves)
+      if (e.is_inline) body.append(e.value.view());
+  } else {
+    check_keys(node.children);
+    for (const auto& e : node.children) table.add(node.files.at(e.child.file));
+    table.finalize(body);
+    append_varint(body, n);
+    detail::encode_keys(body, node.children);
+    for (const auto& e : node.children) append_varint(body, e.subtree_common_prefix_length);
+    detail::encode_key_suffixes(body, node.children);
+    for (const auto& e : node.children) append_varint(body, table.index_of(node.files.at(e.child.file)));
+    for (const auto& e : node.children) append_varint(body, e.child.offset);
+    for (const auto& e : node.children) append_varint(body, e.child.length);
+    for (const auto& e : node.children) append_varint(body, e.stats.num_keys);
+    for (const auto& e : node.children) append_varint(body, e.stats.num_tree_bytes);
+    for (const auto& e : node.children) append_varint(body, e.stats.num_indirect_value_bytes);
+  }
+  return body;
+}
+
+/// Encodes a node in its envelope.
+inline byte_buffer encode_btree_node(const btree_node& node, compression c) {
+  return encode_envelope(btree_node_magic, encode_btree_node_body(node).view(), c);
+}
+
+/// Decodes a node. `transitive_path` is the base path of the data file the node was read from.
+/// \throws cairn::error (errc::corrupted) naming the field for: an empty node or more than 2^20
+///         entries, a prefix longer than the previous key, keys over 65535 bytes or not strictly
+///         increasing, a subtree prefix longer than its key, an unknown value kind, a file index outside
+///         the table, inline values beyond the body, or trailing bytes.
+inline btree_node decode_btree_node(byte_view data, std::string_view transitive_path, std::string_view object,
+                                    std::size_t max_decoded_bytes = default_max_decoded_bytes) {
+  shared_bytes body(decode_envelope(data, btree_node_magic, object, max_decoded_bytes));
+  byte_reader r(body.view(), std::string(object));
+  btree_node node;
+  node.height = r.read_u8("height");
+  node.files = decode_data_file_table(r, transitive_path);
+  const auto n = r.read_varint<std::uint32_t>("num_entries");
+  if (n == 0) throw r.corrupted("num_entries", "empty B+tree node");
+  if (n > max_node_entries) throw r.corrupted("num_entries", std::to_string(n) + " entries exceed 2^20");
+  if (n > r.remaining()) throw r.corrupted("num_entries", std::to_string(n) + " entries cannot fit");
+  const bool interior = node.height > 0;
+
+  std::vector<std::uint32_t> prefix(n, 0), suffix(n), scpl(interior ? n : 0);
+  for (std::size_t i = 1; i < n; ++i) prefix[i] = r.read_varint<std::uint16_t>("key_prefix_length");
+  for (std::size_t i = 0; i < n; ++i) suffix[i] = r.read_varint<std::uint16_t>("key_suffix_length");
+  if (interior)
+    for (std::size_t i = 0; i < n; ++i) scpl[i] = r.read_varint<std::uint16_t>("subtree_common_prefix_length");
+  std::vector<std::string> keys(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string field = "key[" + std::to_string(i) + "]";
+    if (i > 0 && prefix[i] > keys[i - 1].size())
+      throw r.corrupted(field, "prefix length " + std::to_string(prefix[i]) + " exceeds the previous key's " +
+                                   std::to_string(keys[i - 1].size()) + " bytes");
+    if (static_cast<std::size_t>(prefix[i]) + suffix[i] > max_key_length)
+      throw r.corrupted(field, "key length exceeds 65535");
+    if (interior && scpl[i] > prefix[i] + suffix[i])
+      throw r.corrupted(field, "subtree common prefix length exceeds the key length");
+    std::string key = i > 0 ? keys[i - 1].substr(0, prefix[i]) : std::string();
+    key += as_chars(r.read_bytes(suffix[i], "key_suffix"));
+    if (i > 0 && !(keys[i - 1] < key)) throw r.corrupted(field, "keys are not strictly increasing");
+    keys[i] = std::move(key);
+  }
+  auto check_file = [&](std::uint64_t f, std::string_view field) {
+    if (f >= node.files.size())
+      throw r.corrupted(field, "data file id " + std::to_string(f) + " is outside the table of " +
+                                   std::to_string(node.files.size()));
+  };
+  if (!interior) {
+    node.leaves.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      node.leaves[i].key = std::move(keys[i]);
+      node.leaves[i].ref.length = r.read_varint<std::uint64_t>("value_length");
+    }
+    for (auto& e : node.leaves) {
+      const auto kind = r.read_u8("value_kind");
+      if (kind > 1) throw r.corrupted("value_kind", "unknown value kind " + std::to_string(kind));
+      e.is_inline = kind == 0;
+    }
+    for (auto& e : node.leaves)
+      if (!e.is_inline) {
+        e.ref.file = r.read_varint<std::uint64_t>("value data_file_id");
+        check_file(e.ref.file, "value data_file_id");
+      }
+    for (auto& e : node.leaves)
+      if (!e.is_inline) {
+        e.ref.offset = r.read_varint<std::uint64_t>("value offset");
+        if (e.ref.offset > UINT64_MAX - e.ref.length) throw r.corrupted("value offset", "offset + length overflows");
+      }
+    for (auto& e : node.leaves)
+      if (e.is_inline) {
+        if (e.ref.length > r.remaining())
+          throw r.corrupted("inline value", "value of " + std::to_string(e.ref.length) + " bytes for key \"" + e.key +
+                                                "\" exceeds the node");
+        const std::size_t at = r.position();
+        r.read_bytes(static_cast<std::size_t>(e.ref.length), "inline value");
+        e.value = body.slice(at, static_cast<std::size_t>(e.ref.length));
+        e.ref = location{};
+      }
+  } else {
+    node.children.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      node.children[i].key = std::move(keys[i]);
+      node.children[i].subtree_common_prefix_length = static_cast<std::uint16_t>(scpl[i]);
+    }
+    for (auto& e : node.children) {
+      e.child.file = r.read_varint<std::uint64_t>("child data_file_id");
+      check_file(e.child.file, "child data_file_id");
+    }
+    for (auto& e : node.children) e.child.offset = r.read_varint<std::uint64_t>("child offset");
+    for (auto& e : node.children) e.child.length = r.read_varint<std::uint64_t>("child length");
+    for (auto& e : node.children) e.stats.num_keys = r.read_varint<std::uint64_t>("child num_keys");
+    for (auto& e : node.children) e.stats.num_tree_bytes = r.read_varint<std::uint64_t>("child num_tree_bytes");
+    for (auto& e : node.children)
+      e.stats.num_indirect_value_bytes = r.read_varint<std::uint64_t>("child num_indirect_value_bytes");
+  }
+  r.expect_end("B+tree node body");
+  return node;
+}
+
+}  // namespace cairn::ocdbt

@@ -1,0 +1,522 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// `ocdbt::writer`: commits a batch of writes as a new database or a new generation of an existing
+/// one. Values larger than `max_inline_value_bytes` are appended to data files `d/<32 hex>` as they
+/// arrive (on a file store with `pwrite`, from any number of threads, straight from the caller's
+/// buffer); small ones are kept for the leaves. `commit` writes the B+tree nodes (split by
+/// `max_decoded_node_bytes` and 2^20 entries), version-tree nodes when a bucket of generations
+/// fills, syncs the data files and writes `manifest.ocdbt` last, by temporary file and rename.
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <cairn/core/error.hpp>
+#include <cairn/kvstore/file.hpp>
+#include <cairn/kvstore/store.hpp>
+#include <cairn/ocdbt/format/btree.hpp>
+#include <cairn/ocdbt/format/manifest.hpp>
+#include <cairn/ocdbt/reader.hpp>
+
+namespace cairn::ocdbt {
+
+/// Options for writing a database.
+struct writer_options {
+  /// Configuration of a new database (an existing one keeps its own). Default: Orbax's, random uuid.
+  std::optional<ocdbt::config> config;
+  /// A new data file is started once the current one would pass this size (values are never split).
+  std::uint64_t target_data_file_size = std::uint64_t{2} << 30;
+  /// Durability of data files and the manifest.
+  kvstore::fsync_policy fsync = kvstore::fsync_policy::file;
+  /// Relative directory of new data files.
+  std::string data_file_prefix = "d/";
+};
+
+namespace detail {
+
+inline std::string random_data_file_name(std::string_view prefix) {
+  thread_local std::mt19937_64 rng(std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32));
+  static const char* digits = "0123456789abcdef";
+  std::string s(prefix);
+  for (int i = 0; i < 2; ++i) {
+    std::uint64_t v = rng();
+    for (int j = 0; j < 16; ++j) s += digits[(v >> (4 * j)) & 15];
+  }
+  return s;
+}
+
+inline std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+/// Appends blobs to data files; a new file is started past the target size. On a file store the
+/// bytes go to disk with pwrite at a reserved offset, so many threads write at once without copies.
+class data_file_sink {
+ public:
+  data_file_sink(kvstore::store base, const writer_options& options) : base_(std::move(base)), options_(options) {
+    if (auto* fd = dynamic_cast<kvstore::file_driver*>(base_.get_driver().get()))
+      root_ = fd->root() / base_.prefix();
+  }
+  data_file_sink(const data_file_sink&) = delete;
+  data_file_sink& operator=(const data_file_sink&) = delete;
+  ~data_file_sink() {
+    for (auto& f : files_)
+      if (f.fd >= 0) ::close(f.fd);
+  }
+
+  /// Appends `bytes` and returns where they landed.
+  std::pair<data_file_id, std::uint64_t> append(byte_view bytes) {
+    std::string name;
+    std::uint64_t offset;
+    int fd = -1;
+    {
+      std::lock_guard lock(mutex_);
+      if (files_.empty() || (files_.back().size > 0 && files_.back().size + bytes.size() > options_.target_data_file_size))
+        open_new_file();
+      name = files_.back().name;
+      offset = files_.back().size;
+      files_.back().size += bytes.size();
+      fd = files_.back().fd;
+      if (fd < 0) files_.back().buffer.append(bytes);  // not a file store: keep until finish()
+    }
+    // The file stays open until finish(), which runs after every append has returned.
+    if (fd >= 0) kvstore::file_driver::write_exact(fd, bytes.data(), bytes.size(), offset, root_ / name);
+    return {data_file_id{"", std::move(name)}, offset};
+  }
+
+  /// Makes every data file durable (or, on other stores, writes it) before the manifest refers to it.
+  void finish() {
+    std::lock_guard lock(mutex_);
+    for (auto& f : files_) {
+      if (f.fd >= 0) {
+        if (options_.fsync != kvstore::fsync_policy::none && ::fsync(f.fd) != 0)
+          throw io_error("fsync \"" + (root_ / f.name).string() + "\"", errno);
+        if (::close(f.fd) != 0) throw io_error("close \"" + (root_ / f.name).string() + "\"", errno);
+        f.fd = -1;
+      } else if (!f.written) {
+        kvstore::write(base_, f.name, f.buffer.view());
+        f.written = true;
+        f.buffer = byte_buffer();
+      }
+    }
+    if (!root_.empty() && options_.fsync == kvstore::fsync_policy::file_and_directory && !files_.empty())
+      kvstore::file_driver::sync_directory(root_ / options_.data_file_prefix);
+  }
+
+ private:
+  struct file {
+    std::string name;
+    std::uint64_t size = 0;
+    int fd = -1;
+    byte_buffer buffer;
+    bool written = false;
+  };
+  void open_new_file() {
+    file f;
+    f.name = random_data_file_name(options_.data_file_prefix);
+    if (!root_.empty()) {
+      const auto path = root_ / f.name;
+      std::error_code ec;
+      std::filesystem::create_directories(path.parent_path(), ec);
+      if (ec) throw error(errc::io, "create directory \"" + path.parent_path().string() + "\": " + ec.message());
+      f.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (f.fd < 0) throw io_error("create \"" + path.string() + "\"", errno);
+    }
+    files_.push_back(std::move(f));
+  }
+
+  kvstore::store base_;
+  const writer_options& options_;
+  std::filesystem::path root_;  // empty unless the store is a file store
+  std::mutex mutex_;
+  std::vector<file> files_;
+};
+
+}  // namespace detail
+
+/// Builds the next generation of an OCDBT database.
+/// \par Thread safety
+/// `put`, `put_reference` and `erase` may be called concurrently; `commit` must not overlap them.
+class writer {
+ public:
+  /// Prepares a new generation of the database under `base` (created if it has no manifest).
+  /// \throws cairn::error (errc::corrupted) if an existing manifest does not decode.
+  explicit writer(kvstore::store base, writer_options options = {})
+      : base_(std::move(base)), options_(std::move(options)) {
+    if (!kvstore::read(base_, "manifest.ocdbt").missing()) {
+      existing_.emplace(base_);
+      config_ = existing_->config();
+    } else {
+      config_ = options_.config.value_or(config::orbax_default());
+    }
+    files_.reserve(64);
+  }
+  writer(const writer&) = delete;
+  writer& operator=(const writer&) = delete;
+
+  const ocdbt::config& config() const noexcept { return config_; }
+
+  /// Adds or replaces `key`. Values above the inline limit are written to a data file now.
+  /// \throws cairn::error (errc::invalid_argument) for a key longer than 65535 bytes; (errc::io).
+  void put(std::string_view key, byte_view value) {
+    check_key(key);
+    if (value.size() <= config_.max_inline_value_bytes) {
+      auto copy = shared_bytes::copy_of(value);
+      std::lock_guard lock(mutex_);
+      pending_.insert_or_assign(std::string(key), pending_entry{std::move(copy)});
+      return;
+    }
+    auto [file, offset] = sink().append(value);
+    put_reference(key, std::move(file), offset, value.size());
+  }
+
+  /// Adds `key` as a reference to bytes that already exist in a data file (paths relative to this
+  /// database's directory, e.g. `{"ocdbt.process_0/", "d/…"}`) — how a merged root shares children's data.
+  void put_reference(std::string_view key, data_file_id file, std::uint64_t offset, std::uint64_t length) {
+    check_key(key);
+    std::lock_guard lock(mutex_);
+    pending_.insert_or_assign(std::string(key), pending_entry{out_of_line{intern(std::move(file)), offset, length}});
+  }
+
+  /// Removes `key` from the new generation (a no-op if absent).
+  void erase(std::string_view key) {
+    std::lock_guard lock(mutex_);
+    pending_.insert_or_assign(std::string(key), pending_entry{erased{}});
+  }
+
+  /// Writes the nodes and the manifest; returns the committed version.
+  /// \throws cairn::error (errc::io) on I/O failure; the previous generation stays intact then.
+  version commit() {
+    std::lock_guard lock(mutex_);
+    // 1. The full key set of the new generation: the previous one, then this batch.
+    std::map<std::string, pending_entry, std::less<>> entries;
+    if (existing_) {
+      existing_->for_each({}, [&](value_location&& l) {
+        pending_entry e = l.is_inline ? pending_entry{l.inline_value}
+                                      : pending_entry{out_of_line{intern(std::move(l.file)), l.offset, l.size}};
+        entries.emplace(std::move(l.key), std::move(e));
+      });
+    }
+    for (auto& [k, e] : pending_) {
+      if (std::holds_alternative<erased>(e.value)) entries.erase(k);
+      else entries.insert_or_assign(k, std::move(e));
+    }
+    pending_.clear();
+
+    // 2. Leaves, then interior levels, until one root remains.
+    version v;
+    v.generation = existing_ ? existing_->latest().generation + 1 : 1;
+    v.commit_time_ns = std::max(detail::now_ns(), existing_ ? existing_->latest().commit_time_ns + 1 : 0);
+    if (entries.empty()) {
+      v.root = location::missing();
+    } else {
+      std::vector<child> level = write_leaves(entries);
+      entries.clear();
+      int height = 0;
+      while (level.size() > 1) level = write_interior(level, ++height);
+      v.root_height = static_cast<std::uint8_t>(height);
+      v.root = level[0].loc;
+      v.stats = level[0].stats;
+    }
+
+    // 3. Version tree: older generations move into version-tree nodes when the inline bucket is full.
+    manifest m;
+    m.config = config_;
+    std::vector<data_file_id> files;
+    auto file_index = [&](const data_file_id& id) {
+      auto it = std::find(files.begin(), files.end(), id);
+      if (it != files.end()) return static_cast<std::uint64_t>(it - files.begin());
+      files.push_back(id);
+      return static_cast<std::uint64_t>(files.size() - 1);
+    };
+    if (!v.root.is_missing()) v.root.file = file_index(root_file_);
+    if (existing_) update_version_tree(existing_->manifest(), v, m, files, file_index);
+    else m.versions.push_back(v);
+    m.files = std::move(files);
+
+    // 4. Data first, manifest last: the manifest is the commit point of the database.
+    if (sink_) sink_->finish();
+    if (config_.kind == manifest_kind::numbered) {
+      manifest single = m;
+      single.config.kind = manifest_kind::single;
+      kvstore::write(base_, numbered_manifest_name(v.generation), encode_manifest(single).view());
+      if (!existing_) {
+        manifest config_only;
+        config_only.config = config_;
+        kvstore::write(base_, "manifest.ocdbt", encode_manifest(config_only).view());
+      }
+    } else {
+      kvstore::write(base_, "manifest.ocdbt", encode_manifest(m).view());
+    }
+    sink_.reset();
+    return v;
+  }
+
+ private:
+  struct out_of_line {
+    std::size_t file;  // index into files_
+    std::uint64_t offset;
+    std::uint64_t length;
+  };
+  struct erased {};
+  struct pending_entry {
+    std::variant<shared_bytes, out_of_line, erased> value;
+  };
+  struct child {
+    std::string first_key;
+    data_file_id file;
+    location loc;
+    btree_stats stats;
+  };
+
+  static void check_key(std::string_view key) {
+    if (key.size() > max_key_length)
+      throw error(errc::invalid_argument, "OCDBT key of " + std::to_string(key.size()) + " bytes exceeds 65535");
+  }
+
+  std::size_t intern(data_file_id id) {
+    auto it = file_index_.find(id);
+    if (it != file_index_.end()) return it->second;
+    files_.push_back(id);
+    file_index_.emplace(std::move(id), files_.size() - 1);
+    return files_.size() - 1;
+  }
+
+  detail::data_file_sink& sink() {
+    std::call_once(sink_once_, [&] { sink_ = std::make_unique<detail::data_file_sink>(base_, options_); });
+    return *sink_;
+  }
+
+  // Estimated decoded size of a leaf entry, as TensorStore estimates it for node splitting.
+  std::size_t leaf_cost(const std::string& key, const pending_entry& e) const {
+    if (auto* v = std::get_if<shared_bytes>(&e.value)) return 16 + key.size() + v->size();
+    return 16 + key.size() + 16 + files_[std::get<out_of_line>(e.value).file].path().size();
+  }
+
+  child write_node(btree_node& node, std::string first_key, btree_stats stats) {
+    auto bytes = encode_btree_node(node, config_.compression);
+    auto [file, offset] = sink().append(bytes.view());
+    stats.num_tree_bytes += bytes.size();
+    root_file_ = file;
+    return child{std::move(first_key), std::move(file), location{0, offset, bytes.size()}, stats};
+  }
+
+  std::vector<child> write_leaves(const std::map<std::string, pending_entry, std::less<>>& entries) {
+    std::vector<child> out;
+    btree_node node;
+    std::map<std::size_t, std::size_t> node_files;  // files_ index → node.files index
+    btree_stats stats;
+    std::size_t size = 0;
+    auto flush = [&] {
+      if (node.leaves.empty()) return;
+      std::string first = node.leaves.front().key;
+      out.push_back(write_node(node, std::move(first), stats));
+      node = btree_node{};
+      node_files.clear();
+      stats = {};
+      size = 0;
+    };
+    for (const auto& [key, e] : entries) {
+      const std::size_t cost = leaf_cost(key, e);
+      if (!node.leaves.empty() && (size + cost > config_.max_decoded_node_bytes || node.leaves.size() >= max_node_entries))
+        flush();
+      leaf_entry le;
+      le.key = key;
+      if (auto* v = std::get_if<shared_bytes>(&e.value)) {
+        le.value = *v;
+      } else {
+        const auto& o = std::get<out_of_line>(e.value);
+        auto [it, fresh] = node_files.emplace(o.file, node.files.size());
+        if (fresh) node.files.push_back(files_[o.file]);
+        le.is_inline = false;
+        le.ref = location{it->second, o.offset, o.length};
+        stats.num_indirect_value_bytes += o.length;
+      }
+      node.leaves.push_back(std::move(le));
+      ++stats.num_keys;
+      size += cost;
+    }
+    flush();
+    return out;
+  }
+
+  std::vector<child> write_interior(const std::vector<child>& children, int height) {
+    std::vector<child> out;
+    btree_node node;
+    node.height = static_cast<std::uint8_t>(height);
+    btree_stats stats;
+    std::size_t size = 0;
+    auto flush = [&] {
+      if (node.children.empty()) return;
+      std::string first = node.children.front().key;
+      out.push_back(write_node(node, std::move(first), stats));
+      node = btree_node{};
+      node.height = static_cast<std::uint8_t>(height);
+      stats = {};
+      size = 0;
+    };
+    for (const auto& c : children) {
+      const std::size_t cost = 16 + c.first_key.size() + 16 + c.file.path().size() + 24;
+      if (!node.children.empty() && (size + cost > config_.max_decoded_node_bytes || node.children.size() >= max_node_entries))
+        flush();
+      auto it = std::find(node.files.begin(), node.files.end(), c.file);
+      const std::uint64_t fi = static_cast<std::uint64_t>(it - node.files.begin());
+      if (it == node.files.end()) node.files.push_back(c.file);
+      node.children.push_back({c.first_key, 0, location{fi, c.loc.offset, c.loc.length}, c.stats});
+      stats += c.stats;
+      size += cost;
+    }
+    flush();
+    return out;
+  }
+
+  // Mirrors TensorStore's manifest update: when the new generation leaves the inline bucket, the old
+  // inline versions become a height-0 version node and the per-height nodes are extended or created.
+  template <class FileIndex>
+  void update_version_tree(const manifest& old, version v, manifest& m, std::vector<data_file_id>&,
+                           FileIndex&& file_index) {
+    const unsigned log2 = old.config.version_tree_arity_log2;
+    const std::uint64_t old_first = old.versions.front().generation;
+    auto remap = [&](location loc, const std::vector<data_file_id>& table) {
+      if (!loc.is_missing()) loc.file = file_index(table.at(loc.file));
+      return loc;
+    };
+    if (((v.generation - 1) >> log2) == ((old_first - 1) >> log2)) {
+      for (auto ov : old.versions) {
+        ov.root = remap(ov.root, old.files);
+        m.versions.push_back(ov);
+      }
+      m.versions.push_back(v);
+      for (auto n : old.version_nodes) {
+        n.node = remap(n.node, old.files);
+        m.version_nodes.push_back(n);
+      }
+      return;
+    }
+    // The full bucket becomes a height-0 version node.
+    version_tree_node leaf;
+    leaf.version_tree_arity_log2 = static_cast<std::uint8_t>(log2);
+    leaf.height = 0;
+    leaf.files = old.files;
+    leaf.versions = old.versions;
+    struct ref {
+      version_node_ref r;
+      data_file_id file;
+    };
+    auto write_version_node = [&](const version_tree_node& n) {
+      auto bytes = encode_version_tree_node(n, config_.compression);
+      auto [file, offset] = sink().append(bytes.view());
+      return std::pair<data_file_id, location>{file, location{0, offset, bytes.size()}};
+    };
+    ref height0;
+    {
+      auto [file, loc] = write_version_node(leaf);
+      height0.file = file;
+      height0.r = {old.versions.back().generation, loc, old.versions.size(), old.versions.front().commit_time_ns, 0};
+    }
+    std::vector<std::pair<std::optional<ref>, std::optional<ref>>> plan;  // (existing node, new child)
+    std::size_t remaining = old.version_nodes.size();
+    std::optional<ref> prev_child = height0;
+    for (const auto& range : version_node_ranges(v.generation, static_cast<std::uint8_t>(log2))) {
+      std::optional<ref> old_node;
+      if (remaining > 0 && old.version_nodes[remaining - 1].height == range.height) {
+        const auto& n = old.version_nodes[--remaining];
+        old_node = ref{n, old.files.at(n.node.file)};
+      }
+      auto within = [&](const std::optional<ref>& x) {
+        return x && x->r.generation >= range.min_generation && x->r.generation <= range.max_generation;
+      };
+      const bool keep_old = within(old_node), add_child = within(prev_child);
+      if (keep_old || add_child)
+        plan.emplace_back(keep_old ? old_node : std::nullopt, add_child ? prev_child : std::nullopt);
+      prev_child = old_node;
+    }
+    std::reverse(plan.begin(), plan.end());
+    for (auto& [existing, fresh] : plan) {
+      ref out;
+      if (!existing) {
+        version_tree_node node;
+        node.version_tree_arity_log2 = static_cast<std::uint8_t>(log2);
+        node.height = static_cast<std::uint8_t>(fresh->r.height + 1);
+        node.files = {fresh->file};
+        version_node_ref c = fresh->r;
+        c.node.file = 0;
+        node.children = {c};
+        auto [file, loc] = write_version_node(node);
+        out.file = file;
+        out.r = {fresh->r.generation, loc, fresh->r.num_generations, fresh->r.commit_time_ns, node.height};
+      } else if (!fresh) {
+        out = *existing;
+      } else {
+        auto bytes = kvstore::read_required(base_, existing->file.path(), {existing->r.node.offset, existing->r.node.length});
+        auto node = decode_version_tree_node(bytes.view(), existing->file.base_path, static_cast<std::uint8_t>(log2),
+                                             "OCDBT version node \"" + existing->file.path() + "\"");
+        for (auto& f : node.files) f.base_path.erase(0, existing->file.base_path.size());
+        version_node_ref c = fresh->r;
+        auto it = std::find(node.files.begin(), node.files.end(), fresh->file);
+        c.node.file = static_cast<std::uint64_t>(it - node.files.begin());
+        if (it == node.files.end()) node.files.push_back(fresh->file);
+        node.children.push_back(c);
+        auto [file, loc] = write_version_node(node);
+        out.file = file;
+        out.r = {fresh->r.generation, loc, existing->r.num_generations + fresh->r.num_generations,
+                 existing->r.commit_time_ns, existing->r.height};
+      }
+      out.r.node.file = file_index(out.file);
+      m.version_nodes.push_back(out.r);
+    }
+    m.versions.push_back(v);
+  }
+
+  kvstore::store base_;
+  writer_options options_;
+  ocdbt::config config_;
+  std::optional<reader> existing_;
+  std::mutex mutex_;
+  std::map<std::string, pending_entry, std::less<>> pending_;
+  std::vector<data_file_id> files_;
+  std::map<data_file_id, std::size_t> file_index_;
+  std::once_flag sink_once_;
+  std::unique_ptr<detail::data_file_sink> sink_;
+  data_file_id root_file_;
+};
+
+/// Writes a root database under `root` that holds every key of the child databases in the
+/// subdirectories `children` (e.g. "ocdbt.process_0/"): inline values are copied, out-of-line values
+/// are referenced in the children's data files through base paths (orbax-format.md §3.10).
+/// \throws cairn::error (errc::not_found) if a child has no manifest; (errc::invalid_argument) if two
+///         children hold the same key.
+inline version merge(kvstore::store root, const std::vector<std::string>& children, writer_options options = {}) {
+  writer w(root, std::move(options));
+  std::map<std::string, std::string> owner;
+  for (const auto& dir : children) {
+    std::string base = dir;
+    if (!base.empty() && base.back() != '/') base += '/';
+    reader child(root / base, "\"" + base + "\"");
+    child.for_each({}, [&](value_location&& l) {
+      if (auto [it, fresh] = owner.emplace(l.key, base); !fresh)
+        throw error(errc::invalid_argument, "merge: key \"" + l.key + "\" is in both \"" + it->second + "\" and \"" + base + "\"");
+      if (l.is_inline) w.put(l.key, l.inline_value.view());
+      else w.put_reference(l.key, data_file_id{base + l.file.base_path, l.file.relative_path}, l.offset, l.size);
+    });
+  }
+  return w.commit();
+}
+
+}  // namespace cairn::ocdbt

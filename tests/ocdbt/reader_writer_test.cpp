@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: Apache-2.0
+// OCDBT databases end to end: reading every Orbax fixture database, and writer → reader round trips
+// over memory and file stores (small and large values, forced multi-level trees, many generations
+// with version-tree nodes, erasure, numbered manifests, merged roots, concurrent writers).
+#include <cairn/kvstore/file.hpp>
+#include <cairn/kvstore/memory.hpp>
+#include <cairn/ocdbt/reader.hpp>
+#include <cairn/ocdbt/writer.hpp>
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "support/files.hpp"
+#include "support/shared.hpp"
+#include "support/temp_dir.hpp"
+
+namespace oc = cairn::ocdbt;
+namespace kv = cairn::kvstore;
+
+namespace {
+std::string value_for(const std::string& key, std::size_t size) {
+  std::string v(size, '\0');
+  std::mt19937 rng(static_cast<unsigned>(std::hash<std::string>{}(key)));
+  for (auto& c : v) c = static_cast<char>(rng());
+  return v;
+}
+std::map<std::string, std::string> read_all(oc::reader& r) {
+  std::map<std::string, std::string> out;
+  r.for_each({}, [&](oc::value_location&& l) {
+    out.emplace(l.key, std::string(cairn::as_chars(r.read_value(l).view())));
+  });
+  return out;
+}
+oc::writer_options no_sync() {
+  oc::writer_options o;
+  o.fsync = kv::fsync_policy::none;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("every fixture database opens; keys and values are readable") {
+  auto shared = cairn_test::require_shared_dir();
+  if (!shared) return;
+  int opened = 0, failed_clearly = 0;
+  for (const auto& db : cairn_test::find_databases(*shared / "fixtures" / "orbax-compat")) {
+    CAPTURE(db.string());
+    oc::reader r(kv::open_file(db, kv::fsync_policy::none), "\"" + db.filename().string() + "\"");
+    const bool damaged = db.string().find("critical_metadata_alterations") != std::string::npos;
+    try {
+      auto all = read_all(r);
+      CHECK_FALSE(all.empty());
+      // Every array has its zarr metadata next to its chunks.
+      bool has_metadata = false;
+      for (const auto& [k, v] : all)
+        if (k.ends_with("/.zarray") || k.ends_with("/zarr.json")) has_metadata = true;
+      CHECK(has_metadata);
+      // Point lookups agree with the listing.
+      for (const auto& [k, v] : all) {
+        auto got = r.read(k);
+        REQUIRE_FALSE(got.missing());
+        CHECK(std::string(cairn::as_chars(got->view())) == v);
+      }
+      CHECK(r.read("no/such/key").missing());
+      CHECK(r.read("").missing());
+      CHECK(r.read("zzzz").missing());
+      ++opened;
+    } catch (const cairn::error& e) {
+      REQUIRE(damaged);  // only the deliberately damaged fixtures may fail, and clearly
+      CHECK(e.code() == cairn::errc::not_found);
+      CHECK(std::string(e.what()).find("data file \"d/") != std::string::npos);
+      ++failed_clearly;
+    }
+  }
+  MESSAGE(opened << " fixture databases read, " << failed_clearly << " damaged ones failed with a clear error");
+  CHECK(opened >= 40);
+  CHECK(failed_clearly >= 1);
+}
+
+TEST_CASE("a database without manifest.ocdbt is not found, by name") {
+  cairn_test::temp_dir dir;
+  try {
+    oc::reader r(kv::open_file(dir.path()), "item \"state\"");
+    FAIL("expected an error");
+  } catch (const cairn::error& e) {
+    CHECK(e.code() == cairn::errc::not_found);
+    CHECK(std::string(e.what()) == "cairn: OCDBT database item \"state\": \"manifest.ocdbt\" is missing: not found");
+  }
+}
+
+struct memory_db {
+  kv::store open() { return store; }
+  kv::store store = kv::open_memory();
+};
+struct file_db {
+  cairn_test::temp_dir dir;
+  kv::store open() { return kv::open_file(dir.path() / "db", kv::fsync_policy::none); }
+};
+
+TEST_CASE_TEMPLATE("writer → reader round trips", F, memory_db, file_db) {
+  F fixture;
+  kv::store base = fixture.open();
+  std::map<std::string, std::string> expect;
+
+  SUBCASE("small and large values, one generation") {
+    oc::writer w(base, no_sync());
+    for (std::size_t size : {0u, 1u, 1023u, 1024u, 1025u, 100000u}) {
+      std::string key = "v/" + std::to_string(size);
+      expect[key] = value_for(key, size);
+      w.put(key, cairn::as_bytes(expect[key]));
+    }
+    auto v = w.commit();
+    CHECK(v.generation == 1);
+    CHECK(v.stats.num_keys == expect.size());
+    CHECK(v.stats.num_indirect_value_bytes == 1025 + 100000);
+    oc::reader r(base);
+    CHECK(read_all(r) == expect);
+    auto loc = r.locate("v/100000");
+    REQUIRE(loc);
+    CHECK_FALSE(loc->is_inline);
+    CHECK(loc->file.relative_path.rfind("d/", 0) == 0);
+    CHECK(loc->file.relative_path.size() == 34);
+    CHECK(r.locate("v/1024")->is_inline);
+    CHECK(std::string(cairn::as_chars(r.read("v/100000", {99990, 10})->view())) == expect["v/100000"].substr(99990));
+  }
+  SUBCASE("forced multi-level trees and range listing") {
+    oc::writer_options o = no_sync();
+    o.config = oc::config::orbax_default();
+    o.config->max_decoded_node_bytes = 600;  // a handful of entries per node
+    oc::writer w(base, o);
+    for (int i = 0; i < 3000; ++i) {
+      char key[32];
+      std::snprintf(key, sizeof key, "param%05d/%d", i / 3, i % 3);
+      expect[key] = value_for(key, static_cast<std::size_t>(i % 7 == 0 ? 2000 : i % 50));
+      w.put(key, cairn::as_bytes(expect[key]));
+    }
+    auto v = w.commit();
+    CHECK(v.root_height >= 2);
+    oc::reader r(base);
+    CHECK(r.latest().root_height == v.root_height);
+    CHECK(r.latest().stats.num_keys == 3000);
+    CHECK(read_all(r) == expect);
+    auto part = r.list(kv::key_range::prefix("param00500/"));
+    REQUIRE(part.size() == 3);
+    CHECK(part[0].key == "param00500/0");
+    auto mid = r.list({"param00100/1", "param00102/0"});
+    CHECK(mid.size() == 5);
+    CHECK(r.read("param00999/2").value.has_value());
+    CHECK(r.read("param01000/0").missing());
+    CHECK(r.read("param00500/3").missing());
+    CHECK(r.read("a").missing());
+  }
+  SUBCASE("many generations build version-tree nodes, each generation keeps earlier keys") {
+    oc::writer_options o = no_sync();
+    o.config = oc::config::orbax_default();
+    o.config->version_tree_arity_log2 = 2;  // buckets of 4 generations: nodes appear quickly
+    for (int g = 1; g <= 70; ++g) {
+      if (g > 1) o.config.reset();  // existing databases keep their configuration
+      oc::writer w(base, o);
+      std::string key = "gen/" + std::to_string(1000 + g);
+      expect[key] = value_for(key, static_cast<std::size_t>(g * 37));
+      w.put(key, cairn::as_bytes(expect[key]));
+      if (g % 10 == 0) {
+        w.erase("gen/" + std::to_string(1000 + g - 5));
+        expect.erase("gen/" + std::to_string(1000 + g - 5));
+      }
+      auto v = w.commit();
+      CHECK(v.generation == static_cast<std::uint64_t>(g));
+      oc::reader r(base);
+      CHECK(r.latest().generation == static_cast<std::uint64_t>(g));
+      if (g == 4 || g == 5 || g == 17 || g == 70) {
+        CHECK(read_all(r) == expect);
+        // Inline versions stay within the latest bucket; older ones are in version nodes.
+        CHECK(r.manifest().versions.size() == ((g - 1) % 4) + 1);
+        CHECK(r.manifest().version_nodes.empty() == (g <= 4));
+      }
+    }
+    oc::reader r(base);
+    CHECK(read_all(r) == expect);
+    // Walk the version tree: every generation 1..69 is reachable exactly once.
+    std::vector<std::uint64_t> gens;
+    std::function<void(const std::vector<oc::data_file_id>&, const oc::version_node_ref&)> visit =
+        [&](const std::vector<oc::data_file_id>& files, const oc::version_node_ref& ref) {
+          auto f = files.at(ref.node.file);
+          auto bytes = kv::read_required(base, f.path(), {ref.node.offset, ref.node.length});
+          auto node = oc::decode_version_tree_node(bytes.view(), f.base_path, 2, "version node");
+          for (const auto& v : node.versions) gens.push_back(v.generation);
+          for (const auto& c : node.children) visit(node.files, c);
+        };
+    for (const auto& n : r.manifest().version_nodes) visit(r.manifest().files, n);
+    for (const auto& v : r.manifest().versions) gens.push_back(v.generation);
+    REQUIRE(gens.size() == 70);
+    for (std::size_t i = 0; i < gens.size(); ++i) CHECK(gens[i] == i + 1);
+  }
+  SUBCASE("erasing everything leaves an empty generation") {
+    {
+      oc::writer w(base, no_sync());
+      w.put("a", cairn::as_bytes("1"));
+      w.commit();
+    }
+    oc::writer w(base, no_sync());
+    w.erase("a");
+    auto v = w.commit();
+    CHECK(v.root.is_missing());
+    oc::reader r(base);
+    CHECK(r.list().empty());
+    CHECK(r.read("a").missing());
+  }
+  SUBCASE("numbered manifests") {
+    oc::writer_options o = no_sync();
+    o.config = oc::config::orbax_default();
+    o.config->kind = oc::manifest_kind::numbered;
+    for (int g = 1; g <= 3; ++g) {
+      oc::writer w(base, o);
+      w.put("k" + std::to_string(g), cairn::as_bytes("v" + std::to_string(g)));
+      w.commit();
+    }
+    CHECK_FALSE(kv::read(base, "manifest.0000000000000003").missing());
+    oc::reader r(base);
+    CHECK(r.config().kind == oc::manifest_kind::numbered);
+    CHECK(r.latest().generation == 3);
+    CHECK(r.list().size() == 3);
+  }
+  SUBCASE("concurrent writers") {
+    oc::writer w(base, no_sync());
+    std::vector<std::thread> threads;
+    std::mutex m;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 100; ++i) {
+          std::string key = "t" + std::to_string(t) + "/" + std::to_string(i);
+          std::string v = value_for(key, static_cast<std::size_t>(i * 50));
+          w.put(key, cairn::as_bytes(v));
+          std::lock_guard lock(m);
+          expect[key] = v;
+        }
+      });
+    for (auto& th : threads) th.join();
+    w.commit();
+    oc::reader r(base);
+    CHECK(read_all(r) == expect);
+  }
+}
+
+TEST_CASE("merged root references the children's data files") {
+  cairn_test::temp_dir dir;
+  auto root = kv::open_file(dir.path() / "item", kv::fsync_policy::none);
+  std::map<std::string, std::string> expect;
+  for (int p = 0; p < 3; ++p) {
+    oc::writer w(root / ("ocdbt.process_" + std::to_string(p) + "/"), no_sync());
+    for (int i = 0; i < 5; ++i) {
+      std::string key = "param" + std::to_string(i) + "/" + std::to_string(p);
+      expect[key] = value_for(key, static_cast<std::size_t>(i == 0 ? 100 : 5000));
+      w.put(key, cairn::as_bytes(expect[key]));
+    }
+    w.commit();
+  }
+  oc::merge(root, {"ocdbt.process_0", "ocdbt.process_1/", "ocdbt.process_2/"}, no_sync());
+  oc::reader r(root, "item");
+  CHECK(read_all(r) == expect);
+  auto loc = r.locate("param3/1");
+  REQUIRE(loc);
+  CHECK(loc->file.base_path == "ocdbt.process_1/");
+  CHECK(loc->file.relative_path.rfind("d/", 0) == 0);
+  // The root wrote its own node; no value bytes were copied into the root's data files.
+  std::uintmax_t root_bytes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() / "item" / "d")) root_bytes += e.file_size();
+  CHECK(root_bytes < 4000);
+  // Two children holding one key is an error naming both.
+  oc::writer w(root / "ocdbt.process_3/", no_sync());
+  w.put("param0/0", cairn::as_bytes("dup"));
+  w.commit();
+  CHECK_THROWS_WITH_AS(oc::merge(root, {"ocdbt.process_0/", "ocdbt.process_3/"}, no_sync()),
+                       doctest::Contains("\"param0/0\" is in both"), cairn::error);
+}
+
+TEST_CASE("a value whose data file vanished is a clear error") {
+  cairn_test::temp_dir dir;
+  auto base = kv::open_file(dir.path() / "db", kv::fsync_policy::none);
+  oc::writer w(base, no_sync());
+  std::string big(5000, 'x');
+  w.put("big", cairn::as_bytes(big));
+  w.commit();
+  oc::reader r(base, "item \"state\"");
+  auto loc = r.locate("big");
+  REQUIRE(loc);
+  std::filesystem::remove(dir.path() / "db" / loc->file.path());
+  oc::reader r2(base, "item \"state\"");
+  try {
+    (void)r2.read("big");
+    FAIL("expected an error");
+  } catch (const cairn::error& e) {
+    CHECK(e.code() == cairn::errc::not_found);
+  }
+}
