@@ -22,6 +22,12 @@ namespace {
 std::atomic<std::size_t> largest_aligned_allocation{0};
 }  // namespace
 
+// The replacement new[] and delete[] below are a matched pair (aligned_alloc/free); g++ 12 cannot
+// see that once byte_buffer's calls are inlined, and warns at -O2.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 void* operator new[](std::size_t size, std::align_val_t align) {
   std::size_t seen = largest_aligned_allocation.load();
   while (size > seen && !largest_aligned_allocation.compare_exchange_weak(seen, size)) {

@@ -11,7 +11,9 @@
 TEST_CASE("byte_buffer: aligned, growable, copyable") {
   cairn::byte_buffer b(10);
   CHECK(b.size() == 10);
-  CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % cairn::byte_buffer::alignment == 0);
+  CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % cairn::byte_buffer::small_alignment == 0);
+  cairn::byte_buffer large(cairn::byte_buffer::large_size);
+  CHECK(reinterpret_cast<std::uintptr_t>(large.data()) % cairn::byte_buffer::alignment == 0);
   for (std::size_t i = 0; i < 10; ++i) b[i] = std::byte(i);
   b.append(cairn::as_bytes("xyz"));
   CHECK(b.size() == 13);

@@ -35,13 +35,19 @@ inline std::string_view as_chars(byte_view b) noexcept {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
-/// An owning, aligned, growable byte buffer whose new bytes are left uninitialised.
+/// An owning, aligned, growable byte buffer whose new bytes are left uninitialised. Allocations of
+/// `large_size` bytes or more are aligned to `alignment` (enough for O_DIRECT); smaller ones to
+/// `small_alignment`, so that millions of tiny values do not each cost a page.
 /// \par Thread safety
 /// Distinct objects may be used concurrently; one object needs external synchronisation.
 class byte_buffer {
  public:
-  /// Alignment of every allocation: enough for O_DIRECT and for any scalar or SIMD type.
+  /// Alignment of large allocations: enough for O_DIRECT.
   static constexpr std::size_t alignment = 4096;
+  /// Alignment of allocations below `large_size`: enough for any scalar or SIMD type.
+  static constexpr std::size_t small_alignment = 64;
+  /// The size from which allocations get the full `alignment`.
+  static constexpr std::size_t large_size = 64 * 1024;
 
   byte_buffer() noexcept = default;
   /// Allocates `size` uninitialised bytes.
@@ -81,8 +87,9 @@ class byte_buffer {
   void reserve(std::size_t n) {
     if (n <= capacity_) return;
     std::size_t cap = std::max(n, capacity_ + capacity_ / 2);
+    const std::size_t align = cap >= large_size ? alignment : small_alignment;
     std::unique_ptr<std::byte[], deleter> fresh(
-        static_cast<std::byte*>(::operator new[](cap, std::align_val_t{alignment})));
+        static_cast<std::byte*>(::operator new[](cap, std::align_val_t{align})), deleter{align});
     if (size_ != 0) std::memcpy(fresh.get(), data_.get(), size_);
     data_ = std::move(fresh);
     capacity_ = cap;
@@ -105,7 +112,12 @@ class byte_buffer {
 
  private:
   struct deleter {
-    void operator()(std::byte* p) const noexcept { ::operator delete[](p, std::align_val_t{alignment}); }
+    // User-provided constructors: a default member initializer here would not be usable until
+    // byte_buffer is complete, which the unique_ptr member below needs earlier.
+    deleter() noexcept : align(alignment) {}
+    explicit deleter(std::size_t a) noexcept : align(a) {}
+    std::size_t align;
+    void operator()(std::byte* p) const noexcept { ::operator delete[](p, std::align_val_t{align}); }
   };
   std::unique_ptr<std::byte[], deleter> data_;
   std::size_t size_ = 0;
