@@ -6,24 +6,17 @@
 
 #include <cstdio>
 #include <exception>
-#include <functional>
 #include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cli.hpp"
+
 namespace {
 
-struct usage_error {
-  std::string message;
-};
-
-struct command {
-  std::string_view name;
-  std::string_view synopsis;
-  std::string_view summary;
-  std::function<int(const std::vector<std::string_view>&)> run;
-};
+using cairn_cli::command;
+using cairn_cli::usage_error;
 
 const std::vector<command>& commands();
 
@@ -52,9 +45,11 @@ int cmd_version(const std::vector<std::string_view>& args) {
 }
 
 const std::vector<command>& commands() {
-  static const std::vector<command> table{
-      {"version", "version", "print the cairn version", cmd_version},
-  };
+  static const std::vector<command> table = [] {
+    std::vector<command> t{{"version", "version", "print the cairn version", cmd_version}};
+    for (auto& c : cairn_cli::kv_commands()) t.push_back(std::move(c));
+    return t;
+  }();
   return table;
 }
 
@@ -70,7 +65,7 @@ int dispatch(const std::vector<std::string_view>& argv) {
   }
   if (first == "--version") return cmd_version({});
   for (const auto& c : commands()) {
-    if (c.name == first) return c.run(std::vector<std::string_view>(argv.begin() + 1, argv.end()));
+    if (c.run && c.name == first) return c.run(std::vector<std::string_view>(argv.begin() + 1, argv.end()));
   }
   throw usage_error{"unknown command \"" + std::string(first) + "\" (see cairn --help)"};
 }

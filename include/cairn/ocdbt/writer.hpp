@@ -204,20 +204,19 @@ class writer {
   /// \throws cairn::error (errc::io) on I/O failure; the previous generation stays intact then.
   version commit() {
     std::lock_guard lock(mutex_);
-    // 1. The full key set of the new generation: the previous one, then this batch.
-    std::map<std::string, pending_entry, std::less<>> entries;
+    // 1. The full key set of the new generation: this batch, plus whatever of the previous one it
+    //    does not replace or erase (erased keys stay as markers until the leaves are written).
+    std::map<std::string, pending_entry, std::less<>> entries = std::move(pending_);
+    pending_.clear();
     if (existing_) {
       existing_->for_each({}, [&](value_location&& l) {
+        if (entries.find(l.key) != entries.end()) return;
         pending_entry e = l.is_inline ? pending_entry{l.inline_value}
                                       : pending_entry{out_of_line{intern(std::move(l.file)), l.offset, l.size}};
         entries.emplace(std::move(l.key), std::move(e));
       });
     }
-    for (auto& [k, e] : pending_) {
-      if (std::holds_alternative<erased>(e.value)) entries.erase(k);
-      else entries.insert_or_assign(k, std::move(e));
-    }
-    pending_.clear();
+    std::erase_if(entries, [](const auto& kv) { return std::holds_alternative<erased>(kv.second.value); });
 
     // 2. Leaves, then interior levels, until one root remains.
     version v;
