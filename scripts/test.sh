@@ -27,4 +27,11 @@ cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$jobs"
 ctest --preset asan -j "$jobs"
 
+echo "== fuzz every decoder (clang libFuzzer + ASan + UBSan)"
+fuzz_seconds=10
+[[ "${CI:-}" == "true" ]] && fuzz_seconds=30
+cmake --preset fuzz -DCAIRN_FUZZ_SECONDS=$fuzz_seconds >/dev/null
+cmake --build --preset fuzz -j "$jobs"
+ctest --preset fuzz
+
 echo "cairn: all suites passed in $(( $(date +%s) - start )) s"
