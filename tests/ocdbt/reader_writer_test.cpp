@@ -126,6 +126,29 @@ TEST_CASE_TEMPLATE("writer → reader round trips", F, memory_db, file_db) {
     CHECK(r.locate("v/1024")->is_inline);
     CHECK(std::string(cairn::as_chars(r.read("v/100000", {99990, 10})->view())) == expect["v/100000"].substr(99990));
   }
+  SUBCASE("large values: block-aligned placement, aligned and unaligned sources, odd lengths") {
+    oc::writer w(base, no_sync());
+    std::vector<cairn::byte_buffer> aligned;
+    for (std::size_t size : {std::size_t{1} << 20, (std::size_t{3} << 20) + 17, (std::size_t{1} << 20) + 4095}) {
+      std::string key = "aligned/" + std::to_string(size);
+      expect[key] = value_for(key, size);
+      aligned.emplace_back(cairn::as_bytes(expect[key]));  // page-aligned copy: the O_DIRECT path
+      w.put(key, aligned.back().view());
+      std::string key2 = "unaligned/" + std::to_string(size);
+      expect[key2] = value_for(key2, size);
+      w.put(key2, cairn::as_bytes(expect[key2]).subspan(0));  // std::string storage: buffered path
+    }
+    w.put("small", cairn::as_bytes("between the large ones"));
+    expect["small"] = "between the large ones";
+    w.commit();
+    oc::reader r(base);
+    CHECK(read_all(r) == expect);
+    for (const auto& [k, v] : expect)
+      if (v.size() >= (1u << 20)) CHECK(r.locate(k)->offset % 4096 == 0);
+    auto part = r.read("aligned/" + std::to_string((std::size_t{3} << 20) + 17), {(std::size_t{3} << 20) - 5, 22});
+    CHECK(std::string(cairn::as_chars(part->view())) ==
+          expect["aligned/" + std::to_string((std::size_t{3} << 20) + 17)].substr((std::size_t{3} << 20) - 5));
+  }
   SUBCASE("forced multi-level trees and range listing") {
     oc::writer_options o = no_sync();
     o.config = oc::config::orbax_default();

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -41,11 +42,11 @@ struct value_location {
 struct reader_options {
   /// Bound on any decoded manifest or node body (hostile zstd frames).
   std::size_t max_decoded_bytes = default_max_decoded_bytes;
-  /// Decoded B+tree nodes kept for repeated lookups.
-  std::size_t node_cache_entries = 256;
 };
 
-/// Reads the latest version of an OCDBT database.
+/// Reads the latest version of an OCDBT database. Decoded B+tree nodes are kept once visited, so
+/// repeated lookups cost a binary search per level and no I/O; the memory this takes is the index
+/// (keys, inline values, references), never the out-of-line values.
 /// \par Thread safety
 /// All members may be called concurrently; the node cache is synchronised.
 class reader final : public kvstore::driver {
@@ -84,37 +85,14 @@ class reader final : public kvstore::driver {
 
   /// Returns where `key`'s value lives, or nullopt if the key is absent.
   std::optional<value_location> locate(std::string_view key) {
-    const version& v = latest();
-    if (v.root.is_missing()) return std::nullopt;
-    data_file_id file = manifest_.files.at(v.root.file);
-    location loc = v.root;
-    std::string prefix;
-    for (int height = v.root_height;; --height) {
-      auto node = load_node(file, loc, height);
-      if (key.substr(0, prefix.size()) != prefix) return std::nullopt;
-      const std::string_view rel = key.substr(prefix.size());
-      if (node->height == 0) {
-        auto it = std::lower_bound(node->leaves.begin(), node->leaves.end(), rel,
-                                   [](const leaf_entry& e, std::string_view k) { return std::string_view(e.key) < k; });
-        if (it == node->leaves.end() || it->key != rel) return std::nullopt;
-        return to_location(*node, *it, std::string(key));
-      }
-      // The last child whose lower bound is ≤ the key.
-      auto it = std::upper_bound(node->children.begin(), node->children.end(), rel,
-                                 [](std::string_view k, const interior_entry& e) { return k < std::string_view(e.key); });
-      if (it == node->children.begin()) return std::nullopt;
-      --it;
-      prefix += it->key.substr(0, it->subtree_common_prefix_length);
-      file = node->files.at(it->child.file);
-      loc = it->child;
-    }
+    auto found = find(key);
+    if (!found.entry) return std::nullopt;
+    return to_location(found.node->node, *found.entry, std::string(key));
   }
 
   /// Calls `f(value_location)` for every key in `range`, in key order.
   void for_each(const kvstore::key_range& range, const std::function<void(value_location&&)>& f) {
-    const version& v = latest();
-    if (v.root.is_missing()) return;
-    walk(manifest_.files.at(v.root.file), v.root, v.root_height, "", range, std::nullopt, f);
+    if (auto r = root()) walk(r, "", range, std::nullopt, f);
   }
 
   /// Reads the bytes of a located value (or a range of them).
@@ -128,9 +106,16 @@ class reader final : public kvstore::driver {
 
   // kvstore::driver
   kvstore::read_result read(std::string_view key, kvstore::byte_range range = {}) override {
-    auto loc = locate(key);
-    if (!loc) return kvstore::read_result::missing_key();
-    return {read_value(*loc, range)};
+    auto found = find(key);
+    if (!found.entry) return kvstore::read_result::missing_key();
+    const leaf_entry& e = *found.entry;
+    std::uint64_t offset = 0, length = e.value_size();
+    if (!range.is_all())  // the message is only built when a range needs checking
+      std::tie(offset, length) =
+          kvstore::resolve_range(range, e.value_size(), "OCDBT database " + name_ + ": key \"" + std::string(key) + "\"");
+    if (e.is_inline) return {e.value.slice(offset, length)};
+    return {read_file_range(found.node->node.files.at(e.ref.file), e.ref.offset + offset, length,
+                            "value of key \"" + std::string(key) + "\"")};
   }
   void write(std::string_view key, byte_view) override {
     throw error(errc::unsupported, "OCDBT database " + name_ + ": write \"" + std::string(key) +
@@ -147,7 +132,82 @@ class reader final : public kvstore::driver {
   std::string describe() const override { return "OCDBT database " + name_; }
 
  private:
-  using node_ptr = std::shared_ptr<const btree_node>;
+  // A decoded node plus its children, decoded on first visit and kept (the parent owns them), and a
+  // search index: the 8 key bytes after the node's common key prefix, big-endian, in one contiguous
+  // array. Binary search runs over that array (its ordering agrees with the keys'); only equal probes
+  // compare whole keys, so a lookup touches a few cache lines instead of one string per step.
+  struct cached_node {
+    btree_node node;
+    static constexpr std::size_t block = 32;
+    std::size_t common = 0;
+    std::vector<std::uint64_t> probes;
+    std::vector<std::uint64_t> top;  // probes[0], probes[block], probes[2 * block], ...
+    mutable std::mutex mutex;
+    mutable std::vector<std::shared_ptr<const cached_node>> children;
+
+    static std::uint64_t probe(std::string_view key, std::size_t from) noexcept {
+      std::uint64_t p = 0;
+      for (std::size_t i = 0; i < 8; ++i)
+        p = (p << 8) | (from + i < key.size() ? static_cast<unsigned char>(key[from + i]) : 0u);
+      return p;
+    }
+    template <class Entries>
+    void index(const Entries& entries) {
+      std::string_view first = entries.front().key, last = entries.back().key;
+      common = detail::common_prefix(first, last);  // keys are sorted: first and last bound every key
+      probes.reserve(entries.size());
+      for (const auto& e : entries) probes.push_back(probe(e.key, common));
+      for (std::size_t i = 0; i < probes.size(); i += block) top.push_back(probes[i]);
+    }
+    /// The first entry whose key is not less than `k` (lower bound), by probe then by whole key.
+    template <class Entries>
+    std::size_t lower_bound(const Entries& entries, std::string_view k) const {
+      const std::string_view prefix = std::string_view(entries.front().key).substr(0, common);
+      const int c = k.substr(0, common).compare(prefix);
+      if (c < 0) return 0;
+      if (c > 0) return entries.size();
+      const std::uint64_t p = probe(k, common);
+      // Two levels: every block-th probe (small enough to stay in cache), then one block.
+      const std::size_t j = static_cast<std::size_t>(std::lower_bound(top.begin(), top.end(), p) - top.begin());
+      const std::size_t lo = j == 0 ? 0 : (j - 1) * block, hi = std::min(probes.size(), j * block);
+      std::size_t i = static_cast<std::size_t>(std::lower_bound(probes.begin() + static_cast<std::ptrdiff_t>(lo),
+                                                                probes.begin() + static_cast<std::ptrdiff_t>(hi), p) -
+                                               probes.begin());
+      while (i < entries.size() && probes[i] == p && std::string_view(entries[i].key) < k) ++i;
+      return i;
+    }
+  };
+  using node_ptr = std::shared_ptr<const cached_node>;
+  struct found_entry {
+    node_ptr node;  // keeps `entry` alive
+    const leaf_entry* entry = nullptr;
+  };
+
+  found_entry find(std::string_view key) {
+    node_ptr node = root();
+    if (!node) return {};
+    std::size_t prefix = 0;  // the node's implicit prefix is key[0, prefix)
+    for (;;) {
+      const std::string_view rel = key.substr(prefix);
+      if (node->node.height == 0) {
+        const auto& leaves = node->node.leaves;
+        const std::size_t i = node->lower_bound(leaves, rel);
+        if (i == leaves.size() || leaves[i].key != rel) return {};
+        return {node, &leaves[i]};
+      }
+      const auto& children = node->node.children;
+      // The last child whose lower bound is ≤ the key.
+      std::size_t i = node->lower_bound(children, rel);
+      if (i < children.size() && children[i].key == rel) ++i;
+      if (i == 0) return {};
+      auto it = children.begin() + static_cast<std::ptrdiff_t>(i - 1);
+      // Keys in the child share its subtree prefix; a key without it is not there.
+      if (rel.substr(0, it->subtree_common_prefix_length) != std::string_view(it->key).substr(0, it->subtree_common_prefix_length))
+        return {};
+      prefix += it->subtree_common_prefix_length;
+      node = child(*node, static_cast<std::size_t>(it - children.begin()));
+    }
+  }
 
   static value_location to_location(const btree_node& node, const leaf_entry& e, std::string full_key) {
     value_location l;
@@ -163,48 +223,58 @@ class reader final : public kvstore::driver {
     return l;
   }
 
-  void walk(const data_file_id& file, const location& loc, int height, const std::string& prefix,
-            const kvstore::key_range& range, const std::optional<std::string>& upper,
-            const std::function<void(value_location&&)>& f) {
-    auto node = load_node(file, loc, height);
-    if (node->height == 0) {
-      for (const auto& e : node->leaves) {
+  void walk(const node_ptr& node, const std::string& prefix, const kvstore::key_range& range,
+            const std::optional<std::string>& upper, const std::function<void(value_location&&)>& f) {
+    if (node->node.height == 0) {
+      for (const auto& e : node->node.leaves) {
         std::string key = prefix + e.key;
         if (!range.exclusive_max.empty() && kvstore::key_range::compare_keys(key, range.exclusive_max) >= 0) return;
         if (kvstore::key_range::compare_keys(key, range.inclusive_min) < 0) continue;
-        f(to_location(*node, e, std::move(key)));
+        f(to_location(node->node, e, std::move(key)));
       }
       return;
     }
-    for (std::size_t i = 0; i < node->children.size(); ++i) {
-      const auto& c = node->children[i];
+    const auto& children = node->node.children;
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      const auto& c = children[i];
       const std::string lower = prefix + c.key;
-      std::optional<std::string> child_upper = i + 1 < node->children.size()
-                                                   ? std::optional<std::string>(prefix + node->children[i + 1].key)
-                                                   : upper;
+      std::optional<std::string> child_upper =
+          i + 1 < children.size() ? std::optional<std::string>(prefix + children[i + 1].key) : upper;
       if (!range.exclusive_max.empty() && kvstore::key_range::compare_keys(lower, range.exclusive_max) >= 0) return;
       if (child_upper && kvstore::key_range::compare_keys(*child_upper, range.inclusive_min) <= 0) continue;
-      walk(node->files.at(c.child.file), c.child, height - 1, prefix + c.key.substr(0, c.subtree_common_prefix_length),
-           range, child_upper, f);
+      walk(child(*node, i), prefix + c.key.substr(0, c.subtree_common_prefix_length), range, child_upper, f);
     }
   }
 
-  node_ptr load_node(const data_file_id& file, const location& loc, int expected_height) {
-    const std::string cache_key = file.path() + "@" + std::to_string(loc.offset);
-    {
-      std::lock_guard lock(mutex_);
-      if (auto it = cache_.find(cache_key); it != cache_.end()) return it->second;
+  node_ptr root() {
+    const version& v = latest();
+    if (v.root.is_missing()) return nullptr;
+    std::lock_guard lock(mutex_);
+    if (!root_) root_ = load_node(manifest_.files.at(v.root.file), v.root, v.root_height);
+    return root_;
+  }
+
+  node_ptr child(const cached_node& parent, std::size_t i) {
+    std::lock_guard lock(parent.mutex);
+    if (parent.children.empty()) parent.children.resize(parent.node.children.size());
+    if (!parent.children[i]) {
+      const auto& c = parent.node.children[i];
+      parent.children[i] = load_node(parent.node.files.at(c.child.file), c.child, parent.node.height - 1);
     }
+    return parent.children[i];
+  }
+
+  node_ptr load_node(const data_file_id& file, const location& loc, int expected_height) {
     const std::string object = "OCDBT database " + name_ + ": B+tree node \"" + file.path() + "\" @" +
                                std::to_string(loc.offset) + "+" + std::to_string(loc.length);
     auto bytes = read_file_range(file, loc.offset, loc.length, "B+tree node");
-    auto node = std::make_shared<btree_node>(decode_btree_node(bytes.view(), file.base_path, object, options_.max_decoded_bytes));
-    if (node->height != expected_height)
-      throw error(errc::corrupted, object + ": height " + std::to_string(node->height) + ", expected " +
+    auto node = std::make_shared<cached_node>();
+    node->node = decode_btree_node(bytes.view(), file.base_path, object, options_.max_decoded_bytes);
+    if (node->node.height == 0) node->index(node->node.leaves);
+    else node->index(node->node.children);
+    if (node->node.height != expected_height)
+      throw error(errc::corrupted, object + ": height " + std::to_string(node->node.height) + ", expected " +
                                        std::to_string(expected_height));
-    std::lock_guard lock(mutex_);
-    if (cache_.size() >= options_.node_cache_entries) cache_.clear();
-    cache_.emplace(cache_key, node);
     return node;
   }
 
@@ -221,7 +291,7 @@ class reader final : public kvstore::driver {
   reader_options options_;
   ocdbt::manifest manifest_;
   std::mutex mutex_;
-  std::map<std::string, node_ptr> cache_;
+  node_ptr root_;
 };
 
 /// Opens the OCDBT database under `base` as a read-only kvstore.
