@@ -115,6 +115,15 @@ class zstd_compressor {
     level_ = level;
   }
 
+  /// Whether frames end with a checksum of their content (4 bytes), which every decoder verifies.
+  bool checksum() const noexcept { return checksum_; }
+  /// Turns content checksums on or off for subsequent frames.
+  void set_checksum(bool on) {
+    std::size_t const rc = ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_checksumFlag, on ? 1 : 0);
+    if (ZSTD_isError(rc)) throw error(errc::invalid_argument, std::string("zstd checksum flag: ") + ZSTD_getErrorName(rc));
+    checksum_ = on;
+  }
+
   /// Returns the largest frame `compress` can produce for `input_size` bytes.
   /// \throws cairn::error (errc::invalid_argument) if `input_size` exceeds what one zstd frame can hold.
   static std::size_t compress_bound(std::size_t input_size) {
@@ -151,6 +160,7 @@ class zstd_compressor {
  private:
   std::unique_ptr<ZSTD_CCtx, detail::cctx_deleter> ctx_;
   int level_ = 0;
+  bool checksum_ = false;
 };
 
 /// Decodes single zstd frames of untrusted origin, reusing one `ZSTD_DCtx`.
@@ -294,13 +304,15 @@ inline zstd_decompressor& thread_decompressor() {
 }
 }  // namespace detail
 
-/// Compresses `in` into one frame at `level`, reusing a per-thread context.
+/// Compresses `in` into one frame at `level` (with a content checksum if `checksum`), reusing a
+/// per-thread context.
 /// \throws cairn::error (errc::invalid_argument) if `level` is outside zstd's range.
 /// \par Thread safety
 /// Safe from any thread: each thread owns its context.
-inline byte_buffer zstd_compress(byte_view in, int level = 1) {
+inline byte_buffer zstd_compress(byte_view in, int level = 1, bool checksum = false) {
   thread_local zstd_compressor compressor;
   if (compressor.level() != level) compressor.set_level(level);
+  if (compressor.checksum() != checksum) compressor.set_checksum(checksum);
   return compressor.compress(in);
 }
 

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// `zarr::array`: one zarr array in a kvstore whose prefix is the array's directory (in an Orbax item:
+/// `item_store / "params.dense.kernel/"`). Reading a box fetches exactly the grid chunks (v3: shards) that
+/// intersect it, each once, and copies each intersection into the caller's view — the primitive a
+/// reshard plan is built from (orbax-format.md §4.1). `write_array` is the writer side: the metadata key,
+/// then every chunk, including all-zero ones, because Orbax sets `store_array_data_equal_to_fill_value`.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <cairn/core/array.hpp>
+#include <cairn/core/box.hpp>
+#include <cairn/core/bytes.hpp>
+#include <cairn/core/error.hpp>
+#include <cairn/kvstore/store.hpp>
+#include <cairn/zarr/codec.hpp>
+#include <cairn/zarr/metadata.hpp>
+
+namespace cairn::zarr {
+
+/// Options for `array::read`.
+struct read_options {
+  /// A chunk key that is absent is an error naming it. Orbax writes every chunk and restores with
+  /// TensorStore's `fill_missing_data_reads = false` when `_METADATA` says
+  /// `store_array_data_equal_to_fill_value: true`; set false to read absent chunks as the fill value.
+  bool missing_chunk_is_error = true;
+};
+
+/// A zarr v2 or v3 array opened for reading.
+/// \par Thread safety
+/// Immutable after `open`: `read` may be called from several threads at once (cairn drivers are thread-safe).
+class array {
+ public:
+  /// Wraps an array whose metadata is already known. `name` is used in messages (e.g. the param name).
+  /// \throws cairn::error (errc::invalid_argument) if `m` is inconsistent.
+  array(kvstore::store store, std::string name, array_metadata m)
+      : store_(std::move(store)), name_(std::move(name)), metadata_(std::move(m)) {
+    detail::check_metadata(metadata_, errc::invalid_argument, "array " + cairn::detail::json_quote(name_));
+  }
+
+  /// Opens the array whose directory is `store`'s prefix: reads `.zarray`, or else `zarr.json`.
+  /// \throws cairn::error (errc::not_found) naming `name` and both keys if neither exists;
+  ///         (errc::corrupted / incompatible_format / unsupported) from `parse_metadata`, naming the key.
+  static array open(kvstore::store store, std::string name) {
+    const std::string label = "array " + cairn::detail::json_quote(name);
+    for (int format : {2, 3}) {
+      const std::string_view key = metadata_key(format);
+      kvstore::read_result r = kvstore::read(store, key);
+      if (r.missing()) continue;
+      const std::string what = label + ", key " + cairn::detail::json_quote(store.full_key(key));
+      array_metadata m = parse_metadata(as_chars(r->view()), what);
+      if (m.zarr_format != format)
+        throw error(errc::corrupted, what + ": holds zarr_format " + std::to_string(m.zarr_format));
+      return array(std::move(store), std::move(name), std::move(m));
+    }
+    throw error(errc::not_found, label + ": neither " + cairn::detail::json_quote(store.full_key(".zarray")) + " nor " +
+                                     cairn::detail::json_quote(store.full_key("zarr.json")) + " exists in " +
+                                     store.describe());
+  }
+
+  const array_metadata& metadata() const noexcept { return metadata_; }
+  const std::string& name() const noexcept { return name_; }
+  const kvstore::store& store() const noexcept { return store_; }
+  /// The array's shape.
+  const cairn::shape& shape() const noexcept { return metadata_.shape; }
+  /// The element type.
+  dtype type() const noexcept { return metadata_.type; }
+
+  /// Returns the indices of the chunks (v3: shards) a `read(region, …)` fetches, in the order it fetches them.
+  /// \throws cairn::error (errc::invalid_argument) if `region` is not inside the array.
+  std::vector<std::vector<index_t>> chunks_for(const box& region) const {
+    check_region(region);
+    return chunks_intersecting(metadata_, region);
+  }
+
+  /// Reads the elements of `region` into `out` (a host view of `region`'s shape, any strides), fetching
+  /// each intersecting chunk exactly once and no other. Chunks wholly inside `region` whose destination is
+  /// contiguous are decoded in place; otherwise one chunk-sized buffer is reused.
+  /// \throws cairn::error (errc::invalid_argument) if `region` is not inside the array;
+  ///         (errc::shape_mismatch / type_mismatch / unsupported) if `out` does not match `region` and the
+  ///         dtype or is not in host memory; (errc::not_found) naming the chunk key if a chunk is absent and
+  ///         `missing_chunk_is_error`; (errc::corrupted) from `decode_chunk`.
+  void read(const box& region, const mutable_array_view& out, read_options options = {}) const {
+    check_region(region);
+    if (!out.space().is_host()) throw error(errc::unsupported, label() + ": read needs a host view");
+    if (out.type() != metadata_.type)
+      throw error(errc::type_mismatch, label() + ": reading " + std::string(name_of(metadata_.type)) +
+                                           " elements into a " + std::string(name_of(out.type())) + " view");
+    if (out.shape() != region.shape())
+      throw error(errc::shape_mismatch, label() + ": region " + to_string(region) + " has shape " +
+                                            to_string(region.shape()) + " but the view " + to_string(out.shape()));
+    if (region.empty()) return;
+
+    std::vector<index_t> to_region(region.rank());
+    for (std::size_t i = 0; i < to_region.size(); ++i) to_region[i] = -region.origin(i);
+    byte_buffer staging;
+    std::vector<std::byte> fill_element;
+    for_each_chunk(metadata_, region, [&](std::span<const index_t> k) {
+      const std::string key = chunk_key(metadata_, k);
+      const box cbox = chunk_box(metadata_, k);
+      const box part = intersect(cbox, region);
+      const mutable_array_view dst = out.sub(part.translated(to_region));
+      kvstore::read_result r = kvstore::read(store_, key);
+      if (r.missing()) {
+        if (options.missing_chunk_is_error)
+          throw error(errc::not_found, label() + ": chunk " + to_string(k) + " (key " +
+                                           cairn::detail::json_quote(store_.full_key(key)) +
+                                           ") is missing; Orbax writes every chunk");
+        if (fill_element.empty()) fill_element = fill_value_bytes(metadata_);
+        fill(dst, fill_element);
+        return;
+      }
+      const std::string what = label() + ", key " + cairn::detail::json_quote(store_.full_key(key));
+      if (part == cbox && dst.is_c_contiguous()) {
+        decode_chunk(metadata_, r->view(), dst, what);
+        return;
+      }
+      if (staging.empty()) staging.resize(chunk_num_bytes(metadata_));
+      const mutable_array_view whole(staging.data(), metadata_.type, cairn::shape(metadata_.chunk_shape));
+      decode_chunk(metadata_, r->view(), whole, what);
+      std::vector<index_t> to_chunk(cbox.rank());
+      for (std::size_t i = 0; i < to_chunk.size(); ++i) to_chunk[i] = -cbox.origin(i);
+      copy(whole.sub(part.translated(to_chunk)), dst);
+    });
+  }
+
+  /// Reads `region` into a new C-order host array.
+  /// \throws cairn::error as `read(region, out, options)`.
+  host_array read(const box& region, read_options options = {}) const {
+    check_region(region);
+    host_array out(metadata_.type, region.shape());
+    read(region, out.mutable_view(), options);
+    return out;
+  }
+
+  /// Reads the whole array.
+  /// \throws cairn::error as `read(region, out, options)`.
+  host_array read_all(read_options options = {}) const { return read(box(metadata_.shape), options); }
+
+ private:
+  std::string label() const { return "array " + cairn::detail::json_quote(name_); }
+  void check_region(const box& region) const {
+    if (!box(metadata_.shape).contains(region))
+      throw error(errc::invalid_argument, label() + ": region " + to_string(region) + " is not inside " +
+                                              to_string(box(metadata_.shape)));
+  }
+
+  kvstore::store store_;
+  std::string name_;
+  array_metadata metadata_;
+};
+
+/// Writes the array `whole` as zarr: calls `put(std::string key, byte_buffer bytes)` once for the metadata
+/// key (`.zarray` / `zarr.json`, bytes of `to_json(m)`), then once per chunk in C order of the grid — every
+/// chunk, all-zero ones included — with edge chunks padded with the fill value. Keys are relative to the
+/// array's directory. One chunk buffer is live at a time (plus what `put` keeps).
+/// \throws cairn::error (errc::invalid_argument) if `m` is inconsistent; (errc::type_mismatch /
+///         shape_mismatch / unsupported) if `whole` is not a host array of `m`'s dtype and shape;
+///         whatever `put` throws.
+template <class Sink>
+void write_array(const array_metadata& m, const array_view& whole, Sink&& put) {
+  const std::string json_text = to_json(m);  // validates m
+  if (!whole.space().is_host()) throw error(errc::unsupported, "write_array: the array must be in host memory");
+  if (whole.type() != m.type)
+    throw error(errc::type_mismatch, "write_array: array of " + std::string(name_of(whole.type())) +
+                                         " for metadata of " + std::string(name_of(m.type)));
+  if (whole.shape() != m.shape)
+    throw error(errc::shape_mismatch, "write_array: array of shape " + to_string(whole.shape()) +
+                                          " for metadata of shape " + to_string(m.shape));
+  put(std::string(metadata_key(m.zarr_format)), byte_buffer(as_bytes(json_text)));
+
+  const std::vector<std::byte> fill_element = fill_value_bytes(m);
+  const box domain(m.shape);
+  byte_buffer staging;
+  for_each_chunk(m, domain, [&](std::span<const index_t> k) {
+    const box cbox = chunk_box(m, k);
+    const box part = intersect(cbox, domain);
+    if (part == cbox) {
+      put(chunk_key(m, k), encode_chunk(m, whole.sub(cbox)));
+      return;
+    }
+    if (staging.empty()) staging.resize(chunk_num_bytes(m));
+    const mutable_array_view padded(staging.data(), m.type, cairn::shape(m.chunk_shape));
+    fill(padded, fill_element);
+    std::vector<index_t> to_chunk(cbox.rank());
+    for (std::size_t i = 0; i < to_chunk.size(); ++i) to_chunk[i] = -cbox.origin(i);
+    copy(whole.sub(part), padded.sub(part.translated(to_chunk)));
+    put(chunk_key(m, k), encode_chunk(m, padded));
+  });
+}
+
+}  // namespace cairn::zarr
