@@ -24,3 +24,27 @@
 #include <cairn/json/reader.hpp>
 #include <cairn/json/value.hpp>
 #include <cairn/json/writer.hpp>
+
+#include <cairn/kvstore/driver.hpp>
+#include <cairn/kvstore/file.hpp>
+#include <cairn/kvstore/memory.hpp>
+#include <cairn/kvstore/store.hpp>
+
+#include <cairn/ocdbt/reader.hpp>
+#include <cairn/ocdbt/writer.hpp>
+
+#include <cairn/zarr/array.hpp>
+#include <cairn/zarr/codec.hpp>
+#include <cairn/zarr/metadata.hpp>
+
+#include <cairn/safetensors/safetensors.hpp>
+
+#include <cairn/tree/dynamic_tree.hpp>
+
+#include <cairn/checkpoint/checkpoint.hpp>
+#include <cairn/checkpoint/checkpoint_metadata.hpp>
+#include <cairn/checkpoint/item_files.hpp>
+#include <cairn/checkpoint/pytree_item.hpp>
+#include <cairn/checkpoint/steps.hpp>
+#include <cairn/checkpoint/tree_metadata.hpp>
+#include <cairn/checkpoint/verify.hpp>

@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: Apache-2.0
+// libFuzzer target: `_CHECKPOINT_METADATA` parsing; accepted input re-serialises and parses again.
+#include <cairn/checkpoint/checkpoint_metadata.hpp>
+
+#include "fuzz_common.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  cairn_fuzz::expect_clean_rejection([&] {
+    auto m = cairn::parse_checkpoint_metadata(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
+    (void)cairn::parse_checkpoint_metadata(cairn::to_json(m), "re-serialised");
+  });
+  return 0;
+}

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// Whole checkpoints, untyped: `cairn::load(path)` reads a root (its latest step), a step or an item
+/// into a `dynamic_tree`; `cairn::save` / `save_items` write a step exactly as Orbax does on a
+/// local disk — `<step>.orbax-checkpoint-tmp/`, `_CHECKPOINT_METADATA` (init time first), the items,
+/// `commit_success.txt`, fsync, then one rename as the single commit point (orbax-format.md §1.2).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cairn/checkpoint/checkpoint_metadata.hpp>
+#include <cairn/checkpoint/pytree_item.hpp>
+#include <cairn/checkpoint/steps.hpp>
+#include <cairn/core/error.hpp>
+#include <cairn/json/reader.hpp>
+#include <cairn/json/writer.hpp>
+#include <cairn/kvstore/file.hpp>
+#include <cairn/tree/dynamic_tree.hpp>
+
+namespace cairn {
+
+/// Options of `cairn::save`.
+struct save_options {
+  pytree_save_options pytree;        ///< zarr format, compression, array leaf type, fsync
+  step_naming naming;                ///< step directory names
+  json::value metrics = json::value::object();
+  json::value custom_metadata = json::value::object();
+};
+
+/// What kind of item a directory holds.
+enum class item_kind { pytree, json, unknown };
+
+/// An item of a step, as listed (not loaded).
+struct item_entry {
+  std::string name;
+  item_kind kind = item_kind::unknown;
+  std::string handler;             ///< typestr from `_CHECKPOINT_METADATA`, if any
+  std::filesystem::path path;
+  bool present = true;             ///< false: named in `_CHECKPOINT_METADATA` but its directory is gone
+};
+
+namespace detail {
+inline std::int64_t now_ns_signed() {
+  return static_cast<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+inline bool is_pytree_dir(const std::filesystem::path& p) {
+  return std::filesystem::exists(p / "_METADATA") || std::filesystem::exists(p / "manifest.ocdbt") ||
+         std::filesystem::exists(p / "_strings.json");
+}
+inline std::optional<std::filesystem::path> json_item_file(const std::filesystem::path& p) {
+  for (const char* f : {"data.json", "metadata"})
+    if (std::filesystem::is_regular_file(p / f)) return p / f;
+  return std::nullopt;
+}
+inline void fsync_dir(const std::filesystem::path& dir) { kvstore::file_driver::sync_directory(dir); }
+}  // namespace detail
+
+/// Reads a step's `_CHECKPOINT_METADATA`, or nullopt when the file is absent.
+inline std::optional<checkpoint_metadata> read_checkpoint_metadata(const std::filesystem::path& step_dir) {
+  const auto p = step_dir / "_CHECKPOINT_METADATA";
+  if (!std::filesystem::exists(p)) return std::nullopt;
+  return parse_checkpoint_metadata(detail::read_text_file(p, "step \"" + step_dir.string() + "\""),
+                                   "\"" + p.string() + "\"");
+}
+
+/// Lists the items of a step: those `_CHECKPOINT_METADATA` names and the item directories present.
+inline std::vector<item_entry> list_items(const std::filesystem::path& step_dir) {
+  std::map<std::string, item_entry> items;
+  if (auto m = read_checkpoint_metadata(step_dir); m && !m->direct)
+    for (const auto& [name, typestr] : m->item_handlers) {
+      item_entry e{name, item_kind::unknown, typestr, step_dir / name, std::filesystem::is_directory(step_dir / name)};
+      if (handler_typestr::is_pytree(typestr)) e.kind = item_kind::pytree;
+      else if (handler_typestr::is_json(typestr)) e.kind = item_kind::json;
+      items.emplace(name, e);
+    }
+  // When the step names its items' handlers, a directory it does not name is not an item Orbax would
+  // load (e.g. a stray or foreign directory): it is listed as unknown. Without handler information,
+  // items are recognised by their files.
+  const bool handlers_known = !items.empty();
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(step_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_directory()) continue;
+    const std::string name = it->path().filename().string();
+    if (is_tmp_name(name)) continue;
+    auto [pos, fresh] = items.emplace(name, item_entry{name, item_kind::unknown, {}, it->path(), true});
+    item_entry& e = pos->second;
+    if (fresh && !handlers_known) {
+      if (detail::is_pytree_dir(e.path)) e.kind = item_kind::pytree;
+      else if (detail::json_item_file(e.path)) e.kind = item_kind::json;
+    }
+  }
+  std::vector<item_entry> out;
+  for (auto& [n, e] : items) out.push_back(std::move(e));
+  return out;
+}
+
+/// Loads one item of a step.
+/// \throws cairn::error (errc::not_found) if the item is absent; (errc::unsupported) if it has no
+///         handler information and no files cairn recognises; errors of the item's files otherwise.
+inline dynamic_tree load_item(const std::filesystem::path& step_dir, std::string_view name) {
+  for (const auto& e : list_items(step_dir)) {
+    if (e.name != name) continue;
+    const std::string what = "step \"" + step_dir.string() + "\", item \"" + e.name + "\"";
+    if (!e.present) throw error(errc::not_found, what + ": the item directory is missing");
+    switch (e.kind) {
+      case item_kind::pytree: return pytree_item(e.path, what).read();
+      case item_kind::json: {
+        auto f = detail::json_item_file(e.path);
+        if (!f) throw error(errc::not_found, what + ": JSON item without \"metadata\" or \"data.json\"");
+        return json::parse_file(*f);
+      }
+      case item_kind::unknown:
+        throw error(errc::unsupported, what + ": no handler information in _CHECKPOINT_METADATA and no PyTree or JSON files");
+    }
+  }
+  throw error(errc::not_found, "step \"" + step_dir.string() + "\": no item \"" + std::string(name) + "\"");
+}
+
+/// Options of `cairn::load`.
+struct load_options {
+  step_naming naming;  ///< how step directories under a root are named
+};
+
+/// Loads a checkpoint into a dynamic tree:
+///  * a PyTree item directory (or a direct checkpoint) → the item's tree;
+///  * a step directory → a map item name → tree (items cairn cannot interpret are skipped; see `list_items`);
+///  * a root → its latest committed step, as above.
+/// \throws cairn::error (errc::not_found) if `path` holds none of these.
+inline dynamic_tree load(const std::filesystem::path& path, const load_options& options = {}) {
+  if (!std::filesystem::is_directory(path)) throw error(errc::not_found, "\"" + path.string() + "\" is not a directory");
+  if (detail::is_pytree_dir(path)) return pytree_item(path, "item \"" + path.string() + "\"").read();
+  const bool is_step = std::filesystem::exists(path / "_CHECKPOINT_METADATA") ||
+                       std::filesystem::exists(path / "orbax.checkpoint") || !list_items(path).empty();
+  if (!is_step || (!list_steps(path, options.naming).empty() && !std::filesystem::exists(path / "_CHECKPOINT_METADATA"))) {
+    auto steps = list_steps(path, options.naming);
+    if (steps.empty())
+      throw error(errc::not_found, "\"" + path.string() + "\": no checkpoint (no committed step, step or item here)");
+    return load(steps.back().path, options);
+  }
+  dynamic_tree out;
+  for (const auto& e : list_items(path)) {
+    if (!e.present || e.kind == item_kind::unknown) continue;
+    out[e.name] = load_item(path, e.name);
+  }
+  return out;
+}
+
+/// Saves `items` (item name → tree; a JSON value becomes a JSON item) as step `step` under `root`,
+/// e.g. Keras's layout: `save_items(root, 3, {{"pytree", state}, {"model_config", config}})`.
+/// \throws cairn::error (errc::already_exists) if the step is already committed; (errc::io) on I/O
+///         failure (the root then holds only a temporary directory, never a partial step).
+inline std::filesystem::path save_items(const std::filesystem::path& root, std::int64_t step,
+                                        const std::map<std::string, dynamic_tree>& items, const save_options& o = {}) {
+  if (step < 0) throw error(errc::invalid_argument, "step " + std::to_string(step) + " is negative");
+  const auto final_dir = root / step_name(step, o.naming);
+  if (std::filesystem::exists(final_dir))
+    throw error(errc::already_exists, "step " + std::to_string(step) + ": \"" + final_dir.string() + "\" already exists");
+  const auto tmp = root / (step_name(step, o.naming) + std::string(tmp_marker));
+  std::error_code ec;
+  std::filesystem::remove_all(tmp, ec);  // a stale attempt at the same step
+  std::filesystem::create_directories(tmp, ec);
+  if (ec) throw error(errc::io, "create \"" + tmp.string() + "\": " + ec.message());
+  auto files = kvstore::open_file(tmp, o.pytree.fsync);
+
+  checkpoint_metadata meta;
+  meta.metrics = o.metrics;
+  meta.custom_metadata = o.custom_metadata;
+  meta.init_timestamp_nsecs = detail::now_ns_signed();
+  kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+
+  const bool v3 = o.pytree.zarr_format == 3;
+  for (const auto& [name, tree] : items) {
+    if (name.empty() || name.find('/') != std::string::npos || is_tmp_name(name) || name.front() == '.')
+      throw error(errc::invalid_argument, "item name \"" + name + "\" cannot be a directory name");
+    if (tree.type() == dynamic_tree::kind::json) {
+      kvstore::write(files, name + (v3 ? "/data.json" : "/metadata"), as_bytes(json::to_string(tree.as_json(), {.spaced = true})));
+      kvstore::write(files, name + "/" + std::string(commit_success_file), as_bytes("Checkpoint commit was successful"));
+      meta.set_handler(name, std::string(v3 ? handler_typestr::json_v1 : handler_typestr::json));
+    } else {
+      write_pytree_item(tmp / name, tree, o.pytree);
+      meta.set_handler(name, std::string(v3 ? handler_typestr::pytree_v1 : handler_typestr::standard));
+    }
+    if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) detail::fsync_dir(tmp / name);
+  }
+  meta.commit_timestamp_nsecs = detail::now_ns_signed();
+  kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+  kvstore::write(files, commit_success_file, as_bytes("Checkpoint commit was successful to " + final_dir.string()));
+  if (o.pytree.fsync != kvstore::fsync_policy::none) detail::fsync_dir(tmp);
+  std::filesystem::rename(tmp, final_dir, ec);  // the commit point
+  if (ec) throw error(errc::io, "rename \"" + tmp.string() + "\" to \"" + final_dir.string() + "\": " + ec.message());
+  if (o.pytree.fsync != kvstore::fsync_policy::none) detail::fsync_dir(root);
+  return final_dir;
+}
+
+/// Saves one tree as item `default` (what Orbax's CheckpointManager does with a single item).
+inline std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const dynamic_tree& tree,
+                                  const save_options& o = {}) {
+  return save_items(root, step, {{"default", tree}}, o);
+}
+
+}  // namespace cairn

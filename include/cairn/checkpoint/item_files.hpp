@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// The small per-item files beside `_METADATA` (orbax-format.md §1.7, §4.2, §5): `_sharding` (param
+/// name as URL-safe base64 → a JSON *string* holding the sharding), `_strings.json` (param name as a
+/// JSON pointer → string leaf) and `array_metadatas/process_<i>` (write and chunk shapes per array).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cairn/core/error.hpp>
+#include <cairn/core/shape.hpp>
+#include <cairn/json/reader.hpp>
+#include <cairn/json/value.hpp>
+#include <cairn/json/writer.hpp>
+
+namespace cairn {
+
+/// Encodes bytes as URL-safe base64 with `=` padding (Python's `base64.urlsafe_b64encode`).
+inline std::string base64url_encode(std::string_view in) {
+  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    const std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                            static_cast<unsigned char>(in[i + 2]);
+    out += a[v >> 18];
+    out += a[(v >> 12) & 63];
+    out += a[(v >> 6) & 63];
+    out += a[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    const std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
+    out += a[v >> 18];
+    out += a[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += a[v >> 18];
+    out += a[(v >> 12) & 63];
+    out += a[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+/// Decodes URL-safe (or standard) base64, padded or not.
+/// \throws cairn::error (errc::corrupted) naming `what` for characters outside the alphabet.
+inline std::string base64url_decode(std::string_view in, std::string_view what) {
+  auto value = [&](char c) -> std::uint32_t {
+    if (c >= 'A' && c <= 'Z') return static_cast<std::uint32_t>(c - 'A');
+    if (c >= 'a' && c <= 'z') return static_cast<std::uint32_t>(c - 'a' + 26);
+    if (c >= '0' && c <= '9') return static_cast<std::uint32_t>(c - '0' + 52);
+    if (c == '-' || c == '+') return 62;
+    if (c == '_' || c == '/') return 63;
+    throw error(errc::corrupted, std::string(what) + ": \"" + std::string(in) + "\" is not base64");
+  };
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) throw error(errc::corrupted, std::string(what) + ": \"" + std::string(in) + "\" is not base64");
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    acc = (acc << 6) | value(c);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+/// `_sharding`: param name → the sharding JSON object Orbax recorded for it.
+struct sharding_file {
+  std::map<std::string, json::value> shardings;
+};
+
+/// Parses `_sharding`.
+/// \throws cairn::error (errc::corrupted) naming `what` and the entry for a bad key or value.
+inline sharding_file parse_sharding_file(std::string_view text, std::string_view what) {
+  const json::value doc = json::parse(text, what);
+  sharding_file f;
+  for (const auto& [k, v] : doc.as_object(std::string(what))) {
+    std::string name = base64url_decode(k, std::string(what) + " key");
+    f.shardings.emplace(name, json::parse(v.as_string(std::string(what) + " entry \"" + name + "\""),
+                                          std::string(what) + " entry \"" + name + "\""));
+  }
+  return f;
+}
+
+/// Returns `_sharding` text as TensorStore's json driver writes it (compact), values in Python's format.
+inline std::string to_json(const sharding_file& f) {
+  json::value doc = json::value::object();
+  for (const auto& [name, s] : f.shardings) doc[base64url_encode(name)] = json::to_string(s, {.spaced = true});
+  return json::to_string(doc, {.sort_keys = true});
+}
+
+/// A sharding every JAX process can honour: a one-device mesh with device id 0 (orbax-format.md §4.2),
+/// for arrays saved without a mesh.
+inline json::value single_device_named_sharding() {
+  json::value device = json::value::object({{"id", 0}});
+  return json::value::object({{"sharding_type", "NamedSharding"},
+                              {"shape", json::value::array({1})},
+                              {"axis_names", json::value::array({"x"})},
+                              {"partition_spec", json::value::array()},
+                              {"device_mesh", json::value::object({{"mesh", json::value::array({device})}})}});
+}
+
+/// `_strings.json`: param name → string leaf. Names are JSON pointers, so `a/b` nests; cairn never
+/// writes such names, and flattens nested objects back into `/`-joined names when reading.
+inline std::map<std::string, std::string> parse_strings_file(std::string_view text, std::string_view what) {
+  std::map<std::string, std::string> out;
+  auto walk = [&](auto&& self, const json::value& v, const std::string& prefix) -> void {
+    for (const auto& [k, child] : v.as_object(std::string(what))) {
+      const std::string name = prefix.empty() ? k : prefix + "/" + k;
+      if (child.is_object()) self(self, child, name);
+      else out.emplace(name, child.as_string(std::string(what) + " \"" + name + "\""));
+    }
+  };
+  walk(walk, json::parse(text, what), "");
+  return out;
+}
+inline std::string strings_file_json(const std::map<std::string, std::string>& strings) {
+  json::value doc = json::value::object();
+  for (const auto& [k, v] : strings) doc[k] = v;
+  return json::to_string(doc);
+}
+
+/// One entry of `array_metadatas/process_<i>`.
+struct array_metadata_entry {
+  std::string param_name;
+  std::vector<index_t> write_shape;
+  std::vector<index_t> chunk_shape;
+  json::value ext_metadata;  ///< null, or `{"random_key_impl": ...}` for PRNG keys
+};
+
+inline std::vector<array_metadata_entry> parse_array_metadatas(std::string_view text, std::string_view what) {
+  const std::string w(what);
+  std::vector<array_metadata_entry> out;
+  const json::value doc = json::parse(text, what);
+  for (const auto& item : doc.at("array_metadatas", w).as_array(w)) {
+    const json::value& a = item.at("array_metadata", w);
+    array_metadata_entry e;
+    e.param_name = a.at("param_name", w).as_string(w + " param_name");
+    for (const auto& d : a.at("write_shape", w).as_array(w + " write_shape")) e.write_shape.push_back(d.as_int64(w));
+    for (const auto& d : a.at("chunk_shape", w).as_array(w + " chunk_shape")) e.chunk_shape.push_back(d.as_int64(w));
+    if (const auto* x = a.find("ext_metadata")) e.ext_metadata = *x;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+inline std::string to_json(const std::vector<array_metadata_entry>& entries) {
+  json::value list = json::value::array();
+  for (const auto& e : entries) {
+    json::value ws = json::value::array(), cs = json::value::array();
+    for (auto d : e.write_shape) ws.push_back(d);
+    for (auto d : e.chunk_shape) cs.push_back(d);
+    list.push_back(json::value::object({{"array_metadata", json::value::object({{"param_name", e.param_name},
+                                                                                {"write_shape", std::move(ws)},
+                                                                                {"chunk_shape", std::move(cs)},
+                                                                                {"ext_metadata", e.ext_metadata}})}}));
+  }
+  return json::to_string(json::value::object({{"array_metadatas", std::move(list)}}), {.spaced = true});
+}
+
+}  // namespace cairn

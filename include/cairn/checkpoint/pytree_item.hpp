@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// A PyTree item directory (orbax-format.md §1.4): `_METADATA`, the OCDBT database of zarr arrays,
+/// `_sharding`, `_strings.json`, `array_metadatas/`. Reads any item Orbax writes (tree from
+/// `_METADATA`, or a flat map of the arrays found in the database when `_METADATA` is missing; OCDBT
+/// or the legacy one-directory-per-array layout) and writes items Orbax restores: zarr v2 or v3,
+/// every chunk stored, exactly Orbax's metadata. Each leaf is streamed: one array in memory at a time.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cairn/checkpoint/item_files.hpp>
+#include <cairn/checkpoint/steps.hpp>
+#include <cairn/checkpoint/tree_metadata.hpp>
+#include <cairn/core/error.hpp>
+#include <cairn/core/key_path.hpp>
+#include <cairn/kvstore/file.hpp>
+#include <cairn/ocdbt/reader.hpp>
+#include <cairn/ocdbt/writer.hpp>
+#include <cairn/tree/dynamic_tree.hpp>
+#include <cairn/zarr/array.hpp>
+#include <cairn/zarr/metadata.hpp>
+
+namespace cairn {
+
+/// How a PyTree item is written.
+struct pytree_save_options {
+  int zarr_format = 3;              ///< 3: what Keras and Orbax V1 write; 2: Orbax V0's default
+  bool compress = true;             ///< zstd (level 1 for zarr v2, 3 for v3, as TensorStore writes)
+  /// Record array leaves as `jax.Array` (restored by JAX as arrays, with `_sharding`) or `np.ndarray`.
+  bool arrays_as_jax = true;
+  kvstore::fsync_policy fsync = kvstore::fsync_policy::file;
+  /// zstd frames carry content checksums (the zarr metadata stays exactly Orbax's; every zstd decoder
+  /// verifies them), so that damage to any compressed chunk is detected.
+  bool checksums = true;
+  /// Arrays above this many bytes are split into several chunks (Orbax: the 2 GiB data file size).
+  std::uint64_t max_chunk_bytes = std::uint64_t{2} << 30;
+};
+
+/// What `describe_item` reports per leaf, without reading array data.
+struct leaf_info {
+  std::string name;        ///< Orbax parameter name
+  key_path path;
+  std::string value_type;  ///< `jax.Array`, `np.ndarray`, `scalar`, `string`, or an empty-node type
+  std::optional<dtype> type;
+  std::vector<index_t> shape;
+  std::vector<index_t> chunk_shape;
+  std::optional<json::value> sharding;  ///< from `_sharding`
+  std::uint64_t stored_bytes = 0;       ///< bytes of its values in the database (compressed)
+};
+
+namespace detail {
+
+inline std::string read_text_file(const std::filesystem::path& p, std::string_view what) {
+  auto r = kvstore::file_driver(p.parent_path(), kvstore::fsync_policy::none).read(p.filename().string());
+  if (r.missing()) throw error(errc::not_found, std::string(what) + ": \"" + p.string() + "\" is missing");
+  return std::string(as_chars(r->view()));
+}
+
+inline std::string array_key(const std::string& param, std::string_view zarr_key) {
+  return param.empty() ? std::string(zarr_key) : param + "/" + std::string(zarr_key);
+}
+
+/// Chunk shape for an array written whole: the array itself unless it exceeds the byte budget; then
+/// dimensions shrink (largest first) to their next smaller divisor until a chunk fits (Orbax §2.4).
+inline std::vector<index_t> choose_chunk_shape(const shape& s, std::size_t itemsize, std::uint64_t budget) {
+  std::vector<index_t> c(s.begin(), s.end());
+  for (auto& d : c)
+    if (d == 0) d = 1;
+  auto bytes = [&] {
+    std::uint64_t n = itemsize;
+    for (auto d : c) n *= static_cast<std::uint64_t>(d);
+    return n;
+  };
+  while (bytes() > budget) {
+    std::size_t i = static_cast<std::size_t>(std::max_element(c.begin(), c.end()) - c.begin());
+    if (c[i] == 1) break;
+    index_t next = c[i] - 1;
+    while (next > 1 && s[i] % next != 0) --next;
+    c[i] = next;
+  }
+  return c;
+}
+
+}  // namespace detail
+
+/// An open PyTree item: its metadata files and (when it has arrays) its OCDBT database.
+/// \par Thread safety
+/// Reads may run concurrently.
+class pytree_item {
+ public:
+  /// Opens the item directory `dir`; `name` (e.g. `step 3, item "state"`) prefixes error messages.
+  /// \throws cairn::error (errc::not_found) naming the file if `_METADATA` lists arrays but the
+  ///         database (`manifest.ocdbt`) or its data files are missing; (errc::corrupted) for bad files.
+  explicit pytree_item(std::filesystem::path dir, std::string name = {})
+      : dir_(std::move(dir)), name_(name.empty() ? "item \"" + dir_.string() + "\"" : std::move(name)) {
+    base_ = kvstore::open_file(dir_, kvstore::fsync_policy::none);
+    if (std::filesystem::exists(dir_ / "_METADATA"))
+      metadata_ = parse_tree_metadata(detail::read_text_file(dir_ / "_METADATA", name_), name_ + ": _METADATA");
+    if (std::filesystem::exists(dir_ / "_sharding")) {
+      try {
+        shardings_ = parse_sharding_file(detail::read_text_file(dir_ / "_sharding", name_), name_ + ": _sharding").shardings;
+      } catch (const error&) {
+        // `_sharding` only supplies default placements; a damaged one must not block restoring data.
+      }
+    }
+    if (std::filesystem::exists(dir_ / "_strings.json"))
+      strings_ = parse_strings_file(detail::read_text_file(dir_ / "_strings.json", name_), name_ + ": _strings.json");
+    const bool has_manifest = std::filesystem::exists(dir_ / "manifest.ocdbt");
+    use_ocdbt_ = metadata_ && metadata_->use_ocdbt ? *metadata_->use_ocdbt : has_manifest;
+    if (use_ocdbt_ && needs_arrays()) {
+      if (!has_manifest)
+        throw error(errc::not_found, name_ + ": \"manifest.ocdbt\" is missing, but the item holds arrays");
+      if (!std::filesystem::is_directory(dir_ / "d"))
+        throw error(errc::not_found, name_ + ": the data directory \"d/\" is missing");
+      db_ = std::make_shared<ocdbt::reader>(base_, name_);
+    }
+  }
+
+  const std::filesystem::path& dir() const noexcept { return dir_; }
+  const std::optional<tree_metadata>& metadata() const noexcept { return metadata_; }
+  const std::map<std::string, json::value>& shardings() const noexcept { return shardings_; }
+
+  /// The store holding the arrays: the OCDBT database, or the item directory (legacy layout).
+  kvstore::store array_store() const { return db_ ? kvstore::store(db_) : base_; }
+
+  /// Opens the zarr array of parameter `param`.
+  zarr::array open_array(const std::string& param) const {
+    return zarr::array::open(param.empty() ? array_store() : array_store() / (param + "/"), name_ + ", array \"" + param + "\"");
+  }
+
+  /// The parameter names of the arrays in the database (for items without `_METADATA`).
+  std::vector<std::string> array_names() const {
+    std::vector<std::string> out;
+    if (!db_) return out;
+    for (const auto& e : db_->list()) {
+      for (std::string_view suffix : {std::string_view("/.zarray"), std::string_view("/zarr.json")})
+        if (e.key.size() >= suffix.size() && e.key.compare(e.key.size() - suffix.size(), suffix.size(), suffix) == 0)
+          out.push_back(e.key.substr(0, e.key.size() - suffix.size()));
+      if (e.key == ".zarray" || e.key == "zarr.json") out.push_back("");
+    }
+    return out;
+  }
+
+  /// Describes every leaf without reading array data.
+  std::vector<leaf_info> describe() const {
+    std::vector<leaf_info> out;
+    auto array_info = [&](leaf_info& li) {
+      auto a = open_array(li.name);
+      li.type = a.metadata().type;
+      li.shape = a.metadata().shape.vector();
+      li.chunk_shape = a.metadata().chunk_shape;
+      if (db_)
+        for (const auto& e : db_->list(kvstore::key_range::prefix(li.name.empty() ? "" : li.name + "/"))) li.stored_bytes += e.size;
+      if (auto it = shardings_.find(li.name); it != shardings_.end()) li.sharding = it->second;
+    };
+    if (metadata_) {
+      for (const auto& e : metadata_->entries) {
+        leaf_info li;
+        li.name = param_name(e.path);
+        li.path = e.path;
+        li.value_type = e.value_type;
+        if (e.value_type == value_type::jax_array || e.value_type == value_type::np_ndarray ||
+            e.value_type == value_type::scalar)
+          array_info(li);
+        out.push_back(std::move(li));
+      }
+    } else {
+      for (const auto& name : array_names()) {
+        leaf_info li;
+        li.name = name;
+        li.path = key_path{key(name)};
+        li.value_type = std::string(value_type::np_ndarray);
+        array_info(li);
+        out.push_back(std::move(li));
+      }
+    }
+    return out;
+  }
+
+  /// Reads the whole item as a dynamic tree. Without `_METADATA`, a flat map param name → array.
+  /// \throws cairn::error naming the leaf, array and key for missing or damaged data.
+  dynamic_tree read() const {
+    dynamic_tree root;
+    const bool strict = !metadata_ || metadata_->store_array_data_equal_to_fill_value;
+    if (!metadata_) {
+      for (const auto& name : array_names()) root[name] = read_array(name, strict);
+      return root;
+    }
+    for (const auto& e : metadata_->entries) {
+      const std::string param = param_name(e.path);
+      dynamic_tree leaf;
+      if (e.value_type == value_type::jax_array || e.value_type == value_type::np_ndarray) {
+        leaf = read_array(param, strict);
+      } else if (e.value_type == value_type::scalar) {
+        host_array a = read_array(param, strict);
+        if (a.shape().rank() != 0)
+          throw error(errc::shape_mismatch, name_ + ", leaf \"" + param + "\": scalar stored with shape " + to_string(a.shape()));
+        leaf = scalar::from_bytes(a.type(), a.bytes());
+      } else if (e.value_type == value_type::string) {
+        auto it = strings_.find(param);
+        if (it == strings_.end())
+          throw error(errc::not_found, name_ + ", leaf \"" + param + "\": no entry in _strings.json");
+        leaf = it->second;
+      } else if (e.value_type == value_type::dict) {
+        leaf = dynamic_tree(dynamic_tree::map_type{});
+      } else if (e.value_type == value_type::list || e.value_type == value_type::tuple) {
+        leaf = dynamic_tree(dynamic_tree::list_type{});
+      } else {  // None, NamedTuple without rich types, placeholders, unknown handlers: restored as None
+        leaf = empty_node::none;
+      }
+      insert(root, e.path, std::move(leaf));
+    }
+    return root;
+  }
+
+  /// Reads one array parameter whole.
+  host_array read_array(const std::string& param, bool missing_chunk_is_error = true) const {
+    auto a = open_array(param);
+    zarr::read_options o;
+    o.missing_chunk_is_error = missing_chunk_is_error;
+    host_array out(a.metadata().type, a.metadata().shape);
+    a.read(box(a.metadata().shape), out.mutable_view(), o);
+    return out;
+  }
+
+ private:
+  bool needs_arrays() const {
+    if (!metadata_) return true;
+    for (const auto& e : metadata_->entries)
+      if (e.value_type == value_type::jax_array || e.value_type == value_type::np_ndarray || e.value_type == value_type::scalar)
+        return true;
+    return false;
+  }
+
+  // Places `leaf` at `path`, creating maps for dict keys and lists for sequence indices.
+  static void insert(dynamic_tree& root, const key_path& path, dynamic_tree leaf) {
+    if (path.empty()) {
+      root = std::move(leaf);
+      return;
+    }
+    dynamic_tree* node = &root;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+      const key& k = path[i];
+      const bool last = i + 1 == path.size();
+      if (k.is_name()) {
+        if (!node->is_map()) *node = dynamic_tree(dynamic_tree::map_type{});
+        dynamic_tree& child = (*node)[k.name()];
+        if (last) child = std::move(leaf);
+        node = &child;
+      } else {
+        if (!node->is_list()) *node = dynamic_tree(dynamic_tree::list_type{});
+        auto& l = node->as_list();
+        const auto idx = static_cast<std::size_t>(k.index());
+        if (l.size() <= idx) l.resize(idx + 1, dynamic_tree(empty_node::none));
+        if (last) l[idx] = std::move(leaf);
+        node = &l[idx];
+      }
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::string name_;
+  kvstore::store base_;
+  std::optional<tree_metadata> metadata_;
+  std::map<std::string, json::value> shardings_;
+  std::map<std::string, std::string> strings_;
+  bool use_ocdbt_ = true;
+  std::shared_ptr<ocdbt::reader> db_;
+};
+
+/// Writes `tree` as a PyTree item into the directory `dir` (which should not exist yet).
+/// \throws cairn::error (errc::invalid_argument) for keys that cannot be stored (containing `/`, or two
+///         leaves with one parameter name), (errc::unsupported) for JSON leaves inside the tree; (errc::io).
+inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tree& tree, const pytree_save_options& o = {}) {
+  tree_metadata meta;
+  meta.use_ocdbt = true;
+  meta.use_zarr3 = o.zarr_format == 3;
+  meta.store_array_data_equal_to_fill_value = true;
+  std::map<std::string, std::string> strings;
+  sharding_file shardings;
+  std::vector<array_metadata_entry> array_metas;
+  std::map<std::string, key_path> names;  // param name → path, to reject collisions
+  auto files = kvstore::open_file(dir, o.fsync);
+  std::optional<ocdbt::writer> db;
+  auto database = [&]() -> ocdbt::writer& {
+    if (!db) {
+      ocdbt::writer_options wo;
+      wo.fsync = o.fsync;
+      db.emplace(files, wo);
+    }
+    return *db;
+  };
+  auto write_zarr = [&](const std::string& param, const array_view& v, const std::vector<index_t>& chunk) {
+    auto md = zarr::orbax_metadata(o.zarr_format, v.type(), v.shape(), chunk, o.compress);
+    md.frame_checksums = o.checksums;
+    zarr::write_array(md, v, [&](const std::string& key, const byte_buffer& bytes) {
+      database().put(detail::array_key(param, key), bytes.view());
+    });
+  };
+  tree.for_each_leaf([&](const key_path& path, const dynamic_tree& leaf) {
+    for (std::size_t i = 0; i < path.size(); ++i)
+      if (path[i].is_name()) {
+        key_path parent;
+        for (std::size_t j = 0; j < i; ++j) parent.push_back(path[j]);
+        validate_dict_key(path[i].name(), parent);
+      }
+    const std::string param = param_name(path);
+    if (auto [it, fresh] = names.emplace(param, path); !fresh)
+      throw error(errc::invalid_argument, "leaves \"" + to_string(it->second) + "\" and \"" + to_string(path) +
+                                              "\" would share the parameter name \"" + param + "\"");
+    tree_metadata_entry e;
+    e.path = path;
+    switch (leaf.type()) {
+      case dynamic_tree::kind::array: {
+        const host_array& a = leaf.as_array();
+        auto chunk = detail::choose_chunk_shape(a.shape(), size_of(a.type()), o.max_chunk_bytes);
+        write_zarr(param, a.view(), chunk);
+        e.value_type = std::string(o.arrays_as_jax ? value_type::jax_array : value_type::np_ndarray);
+        if (o.arrays_as_jax) {
+          e.write_shape = chunk;
+          shardings.shardings.emplace(param, single_device_named_sharding());
+          array_metas.push_back({param, chunk, chunk, json::value(nullptr)});
+        }
+        break;
+      }
+      case dynamic_tree::kind::scalar: {
+        const scalar& s = leaf.as_scalar();
+        write_zarr(param, array_view(s.bytes().data(), s.type(), shape{}), {});
+        e.value_type = std::string(value_type::scalar);
+        break;
+      }
+      case dynamic_tree::kind::string:
+        strings.emplace(param, leaf.as_string());
+        e.value_type = std::string(value_type::string);
+        break;
+      case dynamic_tree::kind::map:
+        e.value_type = std::string(value_type::dict);
+        e.skip_deserialize = true;
+        break;
+      case dynamic_tree::kind::list:
+        e.value_type = std::string(value_type::list);
+        e.skip_deserialize = true;
+        break;
+      case dynamic_tree::kind::empty: {
+        const auto k = leaf.as_empty();
+        e.value_type = std::string(k == empty_node::dict    ? value_type::dict
+                                   : k == empty_node::list  ? value_type::list
+                                   : k == empty_node::tuple ? value_type::tuple
+                                                            : value_type::none);
+        e.skip_deserialize = true;
+        break;
+      }
+      case dynamic_tree::kind::json:
+        throw error(errc::unsupported, "leaf \"" + param + "\": a JSON value cannot be a PyTree leaf (save it as a JSON item)");
+    }
+    meta.entries.push_back(std::move(e));
+  });
+  if (db) db->commit();
+  std::filesystem::create_directories(dir);
+  auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
+  if (!strings.empty()) put("_strings.json", strings_file_json(strings));
+  if (!shardings.shardings.empty()) put("_sharding", to_json(shardings));
+  if (!array_metas.empty()) put("array_metadatas/process_0", to_json(array_metas));
+  put("_METADATA", to_json(meta));
+  put(commit_success_file, "Checkpoint commit was successful to " + dir.string());
+}
+
+}  // namespace cairn

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// `_METADATA`, a PyTree item's tree metadata (orbax-format.md §1.6): one entry per leaf or empty
+/// node with its key path (`key_metadata`: key type 1 = sequence index, 2 = dict key), its value type
+/// (`jax.Array`, `np.ndarray`, `scalar`, `string`, or the empty nodes `Dict`, `List`, `Tuple`, `None`)
+/// and, for arrays, the write shape; plus the storage flags. The structure is recovered from
+/// `key_metadata`, never by splitting names; the tuple-repr keys are only unique identifiers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cairn/core/error.hpp>
+#include <cairn/core/key_path.hpp>
+#include <cairn/core/shape.hpp>
+#include <cairn/json/reader.hpp>
+#include <cairn/json/value.hpp>
+#include <cairn/json/writer.hpp>
+
+namespace cairn {
+
+/// Orbax's value typestrs.
+namespace value_type {
+inline constexpr std::string_view jax_array = "jax.Array";
+inline constexpr std::string_view np_ndarray = "np.ndarray";
+inline constexpr std::string_view scalar = "scalar";
+inline constexpr std::string_view string = "string";
+inline constexpr std::string_view dict = "Dict";
+inline constexpr std::string_view list = "List";
+inline constexpr std::string_view tuple = "Tuple";
+inline constexpr std::string_view none = "None";
+inline constexpr std::string_view named_tuple = "NamedTuple";
+
+/// True for the typestrs of nodes stored only in `_METADATA` (no data).
+inline bool is_empty_node(std::string_view t) {
+  return t == dict || t == list || t == tuple || t == none || t == named_tuple;
+}
+}  // namespace value_type
+
+/// One `_METADATA` entry.
+struct tree_metadata_entry {
+  key_path path;
+  std::string value_type;
+  bool skip_deserialize = false;
+  std::optional<std::vector<index_t>> write_shape;
+};
+
+/// The contents of `_METADATA`.
+struct tree_metadata {
+  std::vector<tree_metadata_entry> entries;
+  std::optional<bool> use_ocdbt;  ///< absent: decided by the presence of `manifest.ocdbt`
+  bool use_zarr3 = false;
+  bool store_array_data_equal_to_fill_value = false;
+  json::value custom_metadata;  ///< null unless the user set it
+};
+
+namespace detail {
+/// Python's `repr` of a str, closely enough for a unique identifier: single quotes unless the text
+/// holds a single quote and no double quote; backslash, quote and control characters escaped.
+inline std::string python_repr(std::string_view s) {
+  const bool dq = s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos;
+  const char q = dq ? '"' : '\'';
+  std::string out(1, q);
+  for (unsigned char c : s) {
+    if (c == '\\' || c == static_cast<unsigned char>(q)) {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7F) {
+      static const char* d = "0123456789abcdef";
+      out += "\\x";
+      out += d[c >> 4];
+      out += d[c & 15];
+    } else out += static_cast<char>(c);
+  }
+  return out + q;
+}
+}  // namespace detail
+
+/// The `tree_metadata` key of a path: Python's repr of the tuple of key strings, e.g. `('b', 'c')`.
+inline std::string tree_metadata_key(const key_path& p) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (i) s += ", ";
+    s += detail::python_repr(p[i].str());
+  }
+  if (p.size() == 1) s += ',';
+  return s + ")";
+}
+
+/// Parses `_METADATA`.
+/// \throws cairn::error (errc::corrupted) naming `what` and the entry for a missing or mistyped field,
+///         an unknown key type, or a sequence key that is not a non-negative integer.
+inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view what) {
+  const json::value doc = json::parse(text, what);
+  const std::string w(what);
+  tree_metadata m;
+  const json::value& tree = doc.at("tree_metadata", w);
+  for (const auto& [id, entry] : tree.as_object(w + " \"tree_metadata\"")) {
+    const std::string ew = w + " entry " + id;
+    tree_metadata_entry e;
+    for (const auto& k : entry.at("key_metadata", ew).as_array(ew + " \"key_metadata\"")) {
+      const std::string& name = k.at("key", ew).as_string(ew + " key");
+      const auto type = k.at("key_type", ew).as_int64(ew + " key_type");
+      if (type == 2) {
+        e.path.push_back(key(name));
+      } else if (type == 1) {
+        index_t index = 0;
+        if (name.empty() || name.size() > 18 || name.find_first_not_of("0123456789") != std::string::npos)
+          throw error(errc::corrupted, ew + ": sequence key \"" + name + "\" is not an index");
+        for (char c : name) index = index * 10 + (c - '0');
+        e.path.push_back(key(index));
+      } else {
+        throw error(errc::corrupted, ew + ": unknown key_type " + std::to_string(type) + " (expected 1 or 2)");
+      }
+    }
+    const json::value& v = entry.at("value_metadata", ew);
+    e.value_type = v.at("value_type", ew).as_string(ew + " value_type");
+    if (const auto* s = v.find("skip_deserialize"); s && !s->is_null()) e.skip_deserialize = s->as_bool(ew + " skip_deserialize");
+    if (const auto* ws = v.find("write_shape"); ws && !ws->is_null()) {
+      std::vector<index_t> shape;
+      for (const auto& d : ws->as_array(ew + " write_shape")) shape.push_back(d.as_int64(ew + " write_shape"));
+      e.write_shape = std::move(shape);
+    }
+    m.entries.push_back(std::move(e));
+  }
+  if (const auto* v = doc.find("use_ocdbt"); v && !v->is_null()) m.use_ocdbt = v->as_bool(w + " use_ocdbt");
+  if (const auto* v = doc.find("use_zarr3"); v && !v->is_null()) m.use_zarr3 = v->as_bool(w + " use_zarr3");
+  if (const auto* v = doc.find("store_array_data_equal_to_fill_value"); v && !v->is_null())
+    m.store_array_data_equal_to_fill_value = v->as_bool(w + " store_array_data_equal_to_fill_value");
+  if (const auto* v = doc.find("custom_metadata")) m.custom_metadata = *v;
+  return m;
+}
+
+/// Returns `_METADATA` text as Orbax writes it (Python `json.dumps` with default separators).
+inline std::string to_json(const tree_metadata& m) {
+  json::value tree = json::value::object();
+  for (const auto& e : m.entries) {
+    json::value keys = json::value::array();
+    for (const auto& k : e.path)
+      keys.push_back(json::value::object({{"key", k.str()}, {"key_type", static_cast<int>(k.type())}}));
+    json::value v = json::value::object({{"value_type", e.value_type}, {"skip_deserialize", e.skip_deserialize}});
+    if (e.write_shape) {
+      json::value ws = json::value::array();
+      for (auto d : *e.write_shape) ws.push_back(d);
+      v["write_shape"] = std::move(ws);
+    }
+    tree[tree_metadata_key(e.path)] = json::value::object({{"key_metadata", std::move(keys)}, {"value_metadata", std::move(v)}});
+  }
+  json::value doc = json::value::object();
+  doc["tree_metadata"] = std::move(tree);
+  doc["use_ocdbt"] = m.use_ocdbt.value_or(true);
+  doc["use_zarr3"] = m.use_zarr3;
+  doc["store_array_data_equal_to_fill_value"] = m.store_array_data_equal_to_fill_value;
+  doc["custom_metadata"] = m.custom_metadata;
+  return json::to_string(doc, {.spaced = true});
+}
+
+}  // namespace cairn

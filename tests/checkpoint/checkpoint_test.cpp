@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+// Whole checkpoints through the untyped API: every Orbax fixture behaves as its README says, and
+// cairn's own saves round-trip every leaf kind, commit atomically and refuse to overwrite.
+#include <cairn/checkpoint/checkpoint.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "support/shared.hpp"
+#include "support/temp_dir.hpp"
+
+namespace fs = std::filesystem;
+using cairn::dynamic_tree;
+
+namespace {
+std::vector<std::int32_t> ints(const dynamic_tree& t) {
+  auto v = t.as_array().values<std::int32_t>();
+  return {v.begin(), v.end()};
+}
+const std::vector<std::int32_t> a_values{0, 1, 2, 3, 4, 5, 6, 7}, c_values{1, 2, 3};
+
+// The PyTree item of the fixtures: a = 0..7, b.c = 1 2 3 (nested, or flat when _METADATA is missing).
+void check_state(const dynamic_tree& state, bool has_metadata) {
+  CHECK(ints(state.at(cairn::key("a"))) == a_values);
+  if (has_metadata) CHECK(ints(state.at(cairn::key_path{"b", "c"})) == c_values);
+  else CHECK(ints(state.at(cairn::key("b.c"))) == c_values);
+}
+}  // namespace
+
+TEST_CASE("every Orbax fixture checkpoint behaves as its README says") {
+  auto shared = cairn_test::require_shared_dir();
+  if (!shared) return;
+  const fs::path root = *shared / "fixtures" / "orbax-compat";
+  int loaded = 0, failed_clearly = 0;
+  for (const char* version : {"v0_checkpoints", "v1_checkpoints"}) {
+    for (const char* layout : {"composite_checkpoint", "direct_checkpoint"}) {
+      const fs::path base = root / version / layout;
+      if (!fs::exists(base)) continue;
+      for (const auto& category : fs::directory_iterator(base)) {
+        for (const auto& c : fs::directory_iterator(category.path())) {
+          const fs::path dir = c.path();
+          const std::string cat = category.path().filename().string(), name = dir.filename().string();
+          CAPTURE(dir.string());
+          const bool direct = std::string(layout) == "direct_checkpoint";
+          const bool has_metadata = name != "pytree_checkpointable_missing_metadata";
+          if (cat == "critical_metadata_alterations") {
+            const std::string missing = name.find("manifest") != std::string::npos ? "manifest.ocdbt" : "d/";
+            try {
+              if (direct) (void)cairn::load(dir);
+              else (void)cairn::load_item(dir, "state");
+              FAIL("a checkpoint without its " << missing << " loaded");
+            } catch (const cairn::error& e) {
+              CHECK(e.code() == cairn::errc::not_found);
+              CHECK_MESSAGE(std::string(e.what()).find(missing) != std::string::npos, e.what());
+              ++failed_clearly;
+            }
+            continue;
+          }
+          if (cat == "critical_general_alterations") {  // an extra item "dummy" without handler information
+            check_state(cairn::load_item(dir, "state"), true);
+            auto all = cairn::load(dir);
+            CHECK(all.as_map().count("state") == 1);
+            CHECK(all.as_map().count("dummy") == 0);
+            CHECK_THROWS_WITH_AS(cairn::load_item(dir, "dummy"), doctest::Contains("item \"dummy\""), cairn::error);
+            ++loaded;
+            continue;
+          }
+          if (cat == "non_critical_general_alterations") {  // the state item was deleted
+            auto items = cairn::list_items(dir);
+            bool state_listed_absent = false, metadata_present = false;
+            for (const auto& i : items) {
+              if (i.name == "state") state_listed_absent = !i.present;
+              if (i.name == "metadata") metadata_present = i.present;
+            }
+            CHECK(metadata_present);
+            auto all = cairn::load(dir);
+            CHECK(all.as_map().count("state") == 0);
+            CHECK(all.at(cairn::key("metadata")).as_json().at("metadata").as_string() == "json_data");
+            CHECK_THROWS_AS(cairn::load_item(dir, "state"), cairn::error);
+            (void)state_listed_absent;
+            ++loaded;
+            continue;
+          }
+          auto t = cairn::load(dir);
+          if (direct) {
+            check_state(t, has_metadata);
+          } else {
+            check_state(t.at(cairn::key("state")), has_metadata);
+            CHECK(t.at(cairn::key("metadata")).as_json().at("metadata").as_string() == "json_data");
+          }
+          ++loaded;
+        }
+      }
+    }
+  }
+  MESSAGE(loaded << " fixture checkpoints loaded with the expected values, " << failed_clearly
+                 << " damaged ones failed naming what is missing");
+  CHECK(loaded >= 30);
+  CHECK(failed_clearly == 6);  // missing d/ or manifest.ocdbt, in v0 composite, v0 direct and v1 composite
+}
+
+TEST_CASE("save → load round-trips every leaf kind, in both zarr versions") {
+  cairn_test::temp_dir dir;
+  std::vector<float> w(6 * 5);
+  std::iota(w.begin(), w.end(), -3.0f);
+  std::vector<cairn::bfloat16> h;
+  for (float x : w) h.push_back(cairn::bfloat16(x / 7));
+  std::vector<std::uint8_t> bytes{1, 2, 3};
+  dynamic_tree tree = dynamic_tree::map({
+      {"params", dynamic_tree::map({{"dense", dynamic_tree::map({{"kernel", cairn::host_array::from(std::span<const float>(w), cairn::shape{6, 5})},
+                                                                 {"bias_bf16", cairn::host_array::from(std::span<const cairn::bfloat16>(h), cairn::shape{3, 2, 5})}})}})},
+      {"layers", dynamic_tree::list({cairn::host_array::from(std::span<const std::uint8_t>(bytes), cairn::shape{3}),
+                                     dynamic_tree::map({{"s", cairn::scalar(std::int64_t{42})}})})},
+      {"step", cairn::scalar(std::int32_t{1200})},
+      {"lr", cairn::scalar(0.001)},
+      {"name", "tiny mlp"},
+      {"empty_dict", dynamic_tree(dynamic_tree::map_type{})},
+      {"empty_list", dynamic_tree(dynamic_tree::list_type{})},
+      {"nothing", cairn::empty_node::none},
+  });
+  for (int zarr : {2, 3}) {
+    cairn::save_options o;
+    o.pytree.zarr_format = zarr;
+    o.pytree.fsync = cairn::kvstore::fsync_policy::none;
+    const fs::path root = dir.path() / ("zarr" + std::to_string(zarr));
+    auto step_dir = cairn::save_items(root, 7, {{"state", tree}, {"extra", dynamic_tree(cairn::json::parse(R"({"lr": 0.1})", "x"))}}, o);
+    CHECK(step_dir == root / "7");
+    CHECK(fs::exists(root / "7" / "commit_success.txt"));
+    CHECK(cairn::list_tmp_dirs(root).empty());
+    auto back = cairn::load(root);
+    CHECK(back.at(cairn::key("state")) == tree);
+    CHECK(back.at(cairn::key("extra")).as_json().at("lr").as_double() == 0.1);
+    auto meta = cairn::read_checkpoint_metadata(root / "7");
+    REQUIRE(meta);
+    REQUIRE(meta->handler("state"));
+    CHECK(cairn::handler_typestr::is_pytree(*meta->handler("state")));
+    CHECK(meta->init_timestamp_nsecs <= meta->commit_timestamp_nsecs);
+    // A committed step is never overwritten.
+    try {
+      cairn::save(root, 7, tree, o);
+      FAIL("overwrote step 7");
+    } catch (const cairn::error& e) {
+      CHECK(e.code() == cairn::errc::already_exists);
+    }
+    // The latest step is what a root loads.
+    cairn::save(root, 8, dynamic_tree::map({{"x", cairn::scalar(1.5f)}}), o);
+    CHECK(cairn::load(root).at(cairn::key_path{"default", "x"}).as_scalar().as<float>() == 1.5f);
+  }
+}
+
+TEST_CASE("keys that cannot be stored are rejected before anything is committed") {
+  cairn_test::temp_dir dir;
+  cairn::save_options o;
+  o.pytree.fsync = cairn::kvstore::fsync_policy::none;
+  CHECK_THROWS_WITH_AS(cairn::save(dir.path(), 1, dynamic_tree::map({{"a/b", cairn::scalar(1)}}), o),
+                       doctest::Contains("keys may not contain '/'"), cairn::error);
+  CHECK_THROWS_WITH_AS(cairn::save(dir.path(), 2, dynamic_tree::map({{"a.b", cairn::scalar(1)}, {"a", dynamic_tree::map({{"b", cairn::scalar(2)}})}}), o),
+                       doctest::Contains("share the parameter name \"a.b\""), cairn::error);
+  CHECK(cairn::list_steps(dir.path()).empty());
+}
+
+TEST_CASE("a stale temporary directory is never listed or loaded") {
+  cairn_test::temp_dir dir;
+  cairn::save_options o;
+  o.pytree.fsync = cairn::kvstore::fsync_policy::none;
+  cairn::save(dir.path(), 1, dynamic_tree::map({{"x", cairn::scalar(1)}}), o);
+  fs::create_directories(dir.path() / "2.orbax-checkpoint-tmp" / "default");
+  CHECK(cairn::list_steps(dir.path()).size() == 1);
+  CHECK(cairn::load(dir.path()).at(cairn::key_path{"default", "x"}).as_scalar().as<int>() == 1);
+  CHECK_THROWS_WITH_AS(cairn::load(dir.path() / "nothing"), doctest::Contains("is not a directory"), cairn::error);
+}

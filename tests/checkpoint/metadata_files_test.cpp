@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+// The checkpoint metadata files: every one in the Orbax fixtures parses and, where it holds all of
+// Orbax's fields, re-serialises byte for byte; step names and discovery follow Orbax's rules.
+#include <cairn/checkpoint/checkpoint_metadata.hpp>
+#include <cairn/checkpoint/item_files.hpp>
+#include <cairn/checkpoint/steps.hpp>
+#include <cairn/checkpoint/tree_metadata.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "support/shared.hpp"
+#include "support/temp_dir.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
+TEST_CASE("fixture metadata files parse and re-serialise as Orbax wrote them") {
+  auto shared = cairn_test::require_shared_dir();
+  if (!shared) return;
+  int checkpoint_files = 0, exact_checkpoint = 0, tree_files = 0, sharding_files = 0, array_files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(*shared / "fixtures" / "orbax-compat")) {
+    if (!e.is_regular_file()) continue;
+    const auto name = e.path().filename().string();
+    const std::string text = slurp(e.path());
+    CAPTURE(e.path().string());
+    if (name == "_CHECKPOINT_METADATA") {
+      auto m = cairn::parse_checkpoint_metadata(text, "_CHECKPOINT_METADATA");
+      ++checkpoint_files;
+      // Files with all six keys come back byte for byte (the "missing_*" fixtures lack one).
+      if (text.find("\"item_handlers\"") != std::string::npos && text.find("\"metrics\"") != std::string::npos &&
+          text.find("\"performance_metrics\"") != std::string::npos && text.find("\"init_timestamp_nsecs\"") != std::string::npos &&
+          text.find("\"commit_timestamp_nsecs\"") != std::string::npos && text.find("\"custom_metadata\"") != std::string::npos) {
+        CHECK(cairn::to_json(m) == text);
+        ++exact_checkpoint;
+      }
+      if (m.direct) CHECK(m.item_handlers.size() == 1);
+    } else if (name == "_METADATA" && e.path().parent_path().filename() == "dummy") {
+      // The "dummy item added" fixture: not JSON at all, and must say so with its location.
+      CHECK_THROWS_WITH_AS(cairn::parse_tree_metadata(text, "dummy/_METADATA"),
+                           doctest::Contains("dummy/_METADATA: line 1, column 1"), cairn::error);
+    } else if (name == "_METADATA") {
+      auto m = cairn::parse_tree_metadata(text, "_METADATA");
+      CHECK(cairn::to_json(m) == text);
+      REQUIRE(m.entries.size() == 2);
+      CHECK(cairn::param_name(m.entries[0].path) == "a");
+      CHECK(cairn::param_name(m.entries[1].path) == "b.c");
+      CHECK(m.entries[1].path[0].type() == cairn::key::kind::dict);
+      ++tree_files;
+    } else if (name == "_sharding") {
+      auto f = cairn::parse_sharding_file(text, "_sharding");
+      CHECK(f.shardings.count("a") == 1);
+      CHECK(f.shardings.at("b.c").at("sharding_type").as_string() == "SingleDeviceSharding");
+      CHECK(cairn::to_json(f) == text);
+      ++sharding_files;
+    } else if (e.path().parent_path().filename() == "array_metadatas") {
+      auto a = cairn::parse_array_metadatas(text, "array_metadatas");
+      REQUIRE(a.size() == 2);
+      CHECK(a[1].param_name == "b.c");
+      CHECK(a[1].chunk_shape == std::vector<cairn::index_t>{3});
+      CHECK(cairn::to_json(a) == text);
+      ++array_files;
+    }
+  }
+  MESSAGE(checkpoint_files << " _CHECKPOINT_METADATA (" << exact_checkpoint << " byte-exact), " << tree_files
+                           << " _METADATA, " << sharding_files << " _sharding, " << array_files << " array_metadatas");
+  CHECK(exact_checkpoint >= 10);
+  CHECK(tree_files >= 10);
+}
+
+TEST_CASE("tree metadata keys are Python tuple reprs") {
+  CHECK(cairn::tree_metadata_key({"a"}) == "('a',)");
+  CHECK(cairn::tree_metadata_key({"b", "c"}) == "('b', 'c')");
+  CHECK(cairn::tree_metadata_key({"layers", 0, "kernel"}) == "('layers', '0', 'kernel')");
+  CHECK(cairn::tree_metadata_key({}) == "()");
+  CHECK(cairn::tree_metadata_key({"it's"}) == "(\"it's\",)");
+  CHECK(cairn::tree_metadata_key({"a\\b\n"}) == "('a\\\\b\\n',)");
+}
+
+TEST_CASE("_METADATA with sequence keys, empty nodes and bad entries") {
+  cairn::tree_metadata m;
+  m.use_ocdbt = true;
+  m.use_zarr3 = true;
+  m.store_array_data_equal_to_fill_value = true;
+  m.entries.push_back({{"opt", 0, "mu"}, "jax.Array", false, std::vector<cairn::index_t>{4, 2}});
+  m.entries.push_back({{"empty"}, "Dict", true, std::nullopt});
+  m.entries.push_back({{"n"}, "None", true, std::nullopt});
+  auto text = cairn::to_json(m);
+  auto back = cairn::parse_tree_metadata(text, "_METADATA");
+  REQUIRE(back.entries.size() == 3);
+  CHECK(back.entries[0].path == cairn::key_path{"opt", 0, "mu"});
+  CHECK(back.entries[0].path[1].is_index());
+  CHECK(back.entries[0].write_shape == std::vector<cairn::index_t>{4, 2});
+  CHECK(back.entries[1].skip_deserialize);
+  CHECK(cairn::to_json(back) == text);
+  CHECK_THROWS_WITH_AS(cairn::parse_tree_metadata(R"({"tree_metadata": {"x": {"key_metadata": [{"key": "a", "key_type": 7}], "value_metadata": {"value_type": "scalar"}}}})", "_METADATA"),
+                       doctest::Contains("unknown key_type 7"), cairn::error);
+  CHECK_THROWS_WITH_AS(cairn::parse_tree_metadata(R"({"tree_metadata": {"x": {"key_metadata": [{"key": "a", "key_type": 1}], "value_metadata": {"value_type": "scalar"}}}})", "_METADATA"),
+                       doctest::Contains("is not an index"), cairn::error);
+  CHECK_THROWS_AS(cairn::parse_tree_metadata("{}", "_METADATA"), cairn::error);
+}
+
+TEST_CASE("base64url names in _sharding") {
+  CHECK(cairn::base64url_encode("a") == "YQ==");
+  CHECK(cairn::base64url_encode("b.c") == "Yi5j");
+  CHECK(cairn::base64url_encode("params.dense_1.kernel") == "cGFyYW1zLmRlbnNlXzEua2VybmVs");
+  CHECK(cairn::base64url_encode("\xfb\xff") == "-_8=");
+  for (std::string s : {"", "x", "xy", "xyz", "trainable_variables.dense.kernel", "\xfb\xff\xfe"})
+    CHECK(cairn::base64url_decode(cairn::base64url_encode(s), "t") == s);
+  CHECK_THROWS_AS(cairn::base64url_decode("a$b", "_sharding key"), cairn::error);
+}
+
+TEST_CASE("step names and discovery") {
+  CHECK(cairn::step_name(23) == "23");
+  CHECK(cairn::step_name(23, {"", 4}) == "0023");
+  CHECK(cairn::step_name(23, {"step", 0}) == "step_23");
+  CHECK(cairn::step_name(23, {"step", 4}) == "step_0023");
+  CHECK(cairn::step_name(123456, {"", 4}) == "123456");
+  CHECK(cairn::parse_step_name("23") == 23);
+  CHECK(cairn::parse_step_name("0") == 0);
+  CHECK_FALSE(cairn::parse_step_name("023").has_value());
+  CHECK(cairn::parse_step_name("0023", {"", 4}) == 23);
+  CHECK_FALSE(cairn::parse_step_name("23", {"", 4}).has_value());
+  CHECK(cairn::parse_step_name("12345", {"", 4}) == 12345);
+  CHECK(cairn::parse_step_name("step_7", {"step", 0}) == 7);
+  CHECK_FALSE(cairn::parse_step_name("step7", {"step", 0}).has_value());
+  CHECK_FALSE(cairn::parse_step_name("7", {"step", 0}).has_value());
+  CHECK_FALSE(cairn::parse_step_name("7.orbax-checkpoint-tmp").has_value());
+  CHECK_FALSE(cairn::parse_step_name("-1").has_value());
+
+  cairn_test::temp_dir dir;
+  for (const char* d : {"0", "1", "10", "2", "3.orbax-checkpoint-tmp", "4.orbax-checkpoint-tmp-1700000000",
+                        "metadata", "007", "abc"})
+    fs::create_directories(dir.path() / d);
+  std::ofstream(dir.path() / "5");  // a file, not a step
+  std::vector<std::int64_t> steps;
+  for (const auto& s : cairn::list_steps(dir.path())) steps.push_back(s.step);
+  CHECK(steps == std::vector<std::int64_t>{0, 1, 2, 10});
+  CHECK(cairn::list_tmp_dirs(dir.path()).size() == 2);
+  std::ofstream(dir.path() / "2" / "commit_success.txt") << "ok";
+  auto committed = cairn::list_steps(dir.path(), {}, /*require_commit_file=*/true);
+  REQUIRE(committed.size() == 1);
+  CHECK(committed[0].step == 2);
+  CHECK(cairn::list_steps(dir.path() / "missing").empty());
+}
