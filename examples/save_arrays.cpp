@@ -1,108 +1,65 @@
 // SPDX-License-Identifier: Apache-2.0
-// Saves a few arrays and reads them back through cairn's core layers: each array's C-order bytes are
-// compressed into one zstd frame (as a zarr chunk is), described in an index.json with dtype, shape
-// and CRC-32C, and restored bit-exact. Usage: example_save_arrays [OUTPUT_DIR]
+// Saves a small model's arrays as an Orbax checkpoint (the layout Python Orbax and Keras read) and
+// loads them back: a tree of float32, bfloat16, int and string leaves, two steps, the latest loaded.
+// Usage: example_save_arrays [OUTPUT_DIR]
 #include <cairn/cairn.hpp>
 
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <map>
 #include <random>
-#include <string>
 #include <vector>
 
 namespace fs = std::filesystem;
 
-namespace {
-
-void write_file(const fs::path& path, cairn::byte_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw cairn::io_error("write \"" + path.string() + "\"", errno);
-}
-
-cairn::byte_buffer read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw cairn::error(cairn::errc::not_found, "\"" + path.string() + "\"");
-  std::vector<char> v((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return cairn::byte_buffer(cairn::as_bytes(std::string_view(v.data(), v.size())));
-}
-
-void save(const fs::path& dir, const std::map<std::string, cairn::host_array>& arrays) {
-  fs::create_directories(dir);
-  cairn::json::value index = cairn::json::value::object();
-  for (const auto& [name, a] : arrays) {
-    auto frame = cairn::codec::zstd_compress(a.bytes(), 3);
-    write_file(dir / (name + ".zst"), frame.view());
-    cairn::json::value entry = cairn::json::value::object();
-    entry["dtype"] = std::string(cairn::name_of(a.type()));
-    cairn::json::value shape = cairn::json::value::array();
-    for (auto d : a.shape()) shape.push_back(d);
-    entry["shape"] = shape;
-    entry["crc32c"] = static_cast<std::int64_t>(cairn::crc32c(a.bytes()));
-    entry["stored_bytes"] = static_cast<std::int64_t>(frame.size());
-    index[name] = entry;
-  }
-  std::string text = cairn::json::to_string(index, {.sort_keys = true, .indent = 2});
-  write_file(dir / "index.json", cairn::as_bytes(text));
-}
-
-std::map<std::string, cairn::host_array> load(const fs::path& dir) {
-  std::map<std::string, cairn::host_array> out;
-  cairn::json::value index = cairn::json::parse_file(dir / "index.json");
-  cairn::codec::zstd_decompressor zstd;
-  for (const auto& [name, entry] : index.as_object()) {
-    cairn::dtype type = cairn::parse_dtype(entry.at("dtype").as_string());
-    std::vector<cairn::index_t> dims;
-    for (const auto& d : entry.at("shape").as_array()) dims.push_back(d.as_int64());
-    cairn::host_array a(type, cairn::shape(dims));
-    auto frame = read_file(dir / (name + ".zst"));
-    zstd.decompress_into(frame.view(), a.mutable_bytes(), name);
-    if (cairn::crc32c(a.bytes()) != static_cast<std::uint32_t>(entry.at("crc32c").as_int64()))
-      throw cairn::error(cairn::errc::corrupted, "array \"" + name + "\": CRC-32C mismatch");
-    out.emplace(name, std::move(a));
-  }
-  return out;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   try {
-    fs::path dir = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "cairn_save_arrays";
-    fs::remove_all(dir);
+    const fs::path root = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "cairn_save_arrays";
+    fs::remove_all(root);
 
     std::mt19937 rng(42);
     std::normal_distribution<float> normal(0.0f, 0.02f);
-    std::vector<float> kernel(32 * 64);
-    for (auto& x : kernel) x = normal(rng);
-    std::vector<cairn::bfloat16> kernel_bf16;
-    for (float x : kernel) kernel_bf16.push_back(cairn::bfloat16(x));
-    std::vector<std::int32_t> step{1200};
-    std::vector<float> bias(64, 0.0f);
+    auto weights = [&](cairn::index_t rows, cairn::index_t cols) {
+      std::vector<float> w(static_cast<std::size_t>(rows * cols));
+      for (auto& x : w) x = normal(rng);
+      return cairn::host_array::from(std::span<const float>(w), cairn::shape{rows, cols});
+    };
+    std::vector<cairn::bfloat16> half;
+    for (int i = 0; i < 64; ++i) half.push_back(cairn::bfloat16(normal(rng)));
 
-    std::map<std::string, cairn::host_array> arrays;
-    arrays.emplace("dense.kernel", cairn::host_array::from(std::span<const float>(kernel), cairn::shape{32, 64}));
-    arrays.emplace("dense.kernel_bf16",
-                   cairn::host_array::from(std::span<const cairn::bfloat16>(kernel_bf16), cairn::shape{32, 64}));
-    arrays.emplace("dense.bias", cairn::host_array::from(std::span<const float>(bias), cairn::shape{64}));
-    arrays.emplace("step", cairn::host_array::from(std::span<const std::int32_t>(step), cairn::shape{}));
+    cairn::dynamic_tree state;
+    state["params"]["dense"]["kernel"] = weights(32, 64);
+    state["params"]["dense"]["bias"] = cairn::host_array(cairn::dtype::float32, cairn::shape{64});
+    state["params"]["dense_1"]["kernel"] = weights(64, 1);
+    state["params"]["embedding_bf16"] = cairn::host_array::from(std::span<const cairn::bfloat16>(half), cairn::shape{8, 8});
+    state["step"] = cairn::scalar(std::int64_t{0});
+    state["note"] = "saved by cairn";
 
-    save(dir, arrays);
-    std::cout << "saved " << arrays.size() << " arrays to " << dir.string() << "\n";
-    auto restored = load(dir);
-    for (const auto& [name, a] : restored) {
-      const bool same = arrays.at(name) == a;
-      std::cout << "  " << name << ": " << cairn::name_of(a.type()) << cairn::to_string(a.shape()) << " "
-                << (same ? "restored bit-exact" : "MISMATCH") << "\n";
-      if (!same) return 1;
+    for (std::int64_t step : {0, 1}) {
+      state["step"] = cairn::scalar(step);
+      const auto dir = cairn::save(root, step, state);
+      std::cout << "saved step " << step << " to " << dir.string() << "\n";
     }
-    std::cout << "all " << restored.size() << " arrays match\n";
-    return 0;
+    std::cout << "steps on disk:";
+    for (const auto& s : cairn::list_steps(root)) std::cout << " " << s.step;
+    std::cout << "\n";
+
+    const cairn::dynamic_tree loaded = cairn::load(root).at(cairn::key("default"));  // the latest step
+    loaded.for_each_leaf([&](const cairn::key_path& path, const cairn::dynamic_tree& leaf) {
+      std::cout << "  " << cairn::param_name(path) << ": ";
+      if (leaf.type() == cairn::dynamic_tree::kind::array)
+        std::cout << cairn::info(leaf.as_array().type()).short_name << cairn::to_string(leaf.as_array().shape());
+      else if (leaf.type() == cairn::dynamic_tree::kind::scalar)
+        std::cout << "scalar " << leaf.as_scalar().as<std::int64_t>();
+      else if (leaf.type() == cairn::dynamic_tree::kind::string)
+        std::cout << "\"" << leaf.as_string() << "\"";
+      std::cout << "\n";
+    });
+    const bool same = loaded == state;
+    std::cout << (same ? "restored bit-exact" : "MISMATCH") << "\n";
+    const auto report = cairn::verify(root);
+    std::cout << "verify: " << (report.ok() ? "ok" : report.problems.front()) << " (" << report.leaves << " leaves, "
+              << report.bytes << " bytes)\n";
+    return same && report.ok() ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
     return 1;
