@@ -11,6 +11,7 @@
 #include <cairn/core/array.hpp>
 #include <cairn/core/box.hpp>
 #include <cairn/core/byte_reader.hpp>
+#include <cairn/core/convert.hpp>
 #include <cairn/core/bytes.hpp>
 #include <cairn/core/crc32c.hpp>
 #include <cairn/core/dtype.hpp>
@@ -40,6 +41,10 @@
 #include <cairn/safetensors/safetensors.hpp>
 
 #include <cairn/tree/dynamic_tree.hpp>
+#include <cairn/tree/traits.hpp>
+
+#include <cairn/handlers/leaf_handler.hpp>
+#include <cairn/handlers/walk.hpp>
 
 #include <cairn/checkpoint/checkpoint.hpp>
 #include <cairn/checkpoint/checkpoint_metadata.hpp>
@@ -47,4 +52,5 @@
 #include <cairn/checkpoint/pytree_item.hpp>
 #include <cairn/checkpoint/steps.hpp>
 #include <cairn/checkpoint/tree_metadata.hpp>
+#include <cairn/checkpoint/typed.hpp>
 #include <cairn/checkpoint/verify.hpp>

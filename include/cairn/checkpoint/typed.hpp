@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// Saving and restoring C++ types (std containers, registered structs, custom leaves) as Orbax PyTree
+/// items. A save stages every leaf on the caller's thread (the copy that must survive the caller
+/// changing its data) and writes an ordinary item: a struct saved by cairn restores in Python as a
+/// nested dict with the same names. A restore is strict by default — before any data is read, the
+/// target is matched against `_METADATA` and one error lists every missing key, unexpected key, shape
+/// and dtype mismatch — and never leaves the target half-written unannounced: everything is read into
+/// staging first and assigned only when every leaf has been read; if a custom leaf then rejects its
+/// value, the error lists the leaves already written.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <cairn/checkpoint/checkpoint.hpp>
+#include <cairn/checkpoint/pytree_item.hpp>
+#include <cairn/core/convert.hpp>
+#include <cairn/handlers/leaf_handler.hpp>
+#include <cairn/handlers/walk.hpp>
+#include <cairn/tree/dynamic_tree.hpp>
+
+namespace cairn {
+
+namespace detail {
+struct stage_visitor {
+  dynamic_tree root;
+  const std::function<std::optional<dtype>(const std::string&, dtype)>* cast = nullptr;
+
+  void place(const key_path& path, dynamic_tree value) {
+    if (path.empty()) {
+      root = std::move(value);
+      return;
+    }
+    dynamic_tree* node = &root;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+      const key& k = path[i];
+      if (k.is_name()) {
+        if (!node->is_map()) *node = dynamic_tree(dynamic_tree::map_type{});
+        node = &(*node)[k.name()];
+      } else {
+        if (!node->is_list()) *node = dynamic_tree(dynamic_tree::list_type{});
+        auto& l = node->as_list();
+        const auto idx = static_cast<std::size_t>(k.index());
+        if (l.size() <= idx) l.resize(idx + 1);
+        node = &l[idx];
+      }
+    }
+    *node = std::move(value);
+  }
+  template <class T>
+  void leaf(const key_path& path, const T& v) {
+    dynamic_tree staged = stage_leaf(v);
+    if (cast && *cast && staged.type() == dynamic_tree::kind::array) {
+      if (auto to = (*cast)(param_name(path), staged.as_array().type()); to && *to != staged.as_array().type())
+        staged = convert(staged.as_array().view(), *to);
+    }
+    place(path, std::move(staged));
+  }
+  void empty(const key_path& path, empty_node kind) {
+    place(path, kind == empty_node::dict ? dynamic_tree(dynamic_tree::map_type{}) : dynamic_tree(dynamic_tree::list_type{}));
+  }
+  template <class T>
+  void optional(const key_path& path, const std::optional<T>& v) {
+    if (v) {
+      key_path p = path;
+      walk_tree(*v, p, *this);
+    } else {
+      place(path, empty_node::none);
+    }
+  }
+  template <class T>
+  void node(const key_path&, const T&) {}
+};
+}  // namespace detail
+
+/// Stages a C++ tree into a dynamic tree (copies every leaf).
+template <class T>
+dynamic_tree to_dynamic(const T& tree) {
+  detail::stage_visitor v;
+  key_path path;
+  walk_tree(tree, path, v);
+  return std::move(v.root);
+}
+
+/// Options of a typed save.
+struct typed_save_options {
+  save_options base;
+  std::string item = "default";
+  /// Per-parameter dtype cast on save, e.g. float32 weights stored as bfloat16.
+  std::function<std::optional<dtype>(const std::string& param, dtype)> cast;
+};
+
+/// Saves a C++ tree as step `step` under `root` (item `options.item`).
+template <class T>
+  requires(!std::same_as<T, dynamic_tree>)
+std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const T& tree,
+                           const typed_save_options& options = {}) {
+  detail::stage_visitor v;
+  v.cast = &options.cast;
+  key_path path;
+  walk_tree(tree, path, v);
+  return detail::save_item_refs(root, step, {{options.item, &v.root}}, options.base);
+}
+
+/// Options of a typed restore.
+struct restore_options {
+  std::string item = "default";  ///< the item of a step or root (ignored for an item directory)
+  step_naming naming;
+  /// Restore only the leaves present both in the target and in the checkpoint; the rest of the
+  /// target is left untouched and unexpected saved leaves are ignored.
+  bool partial = false;
+  /// Target leaves absent from the checkpoint are left untouched and reported instead of failing.
+  bool allow_missing = false;
+  /// Convert saved dtypes to the target's instead of failing on a dtype mismatch.
+  bool cast = false;
+  /// Maps a target parameter name to the saved one (nullopt: not in the checkpoint). Applied first.
+  std::function<std::optional<std::string>(const std::string&)> remap;
+  /// Regex rules `{pattern, replacement}` applied to target parameter names (the first that matches
+  /// wins), like Orbax transforms.
+  std::vector<std::pair<std::string, std::string>> rules;
+};
+
+/// What a restore did.
+struct restore_report {
+  std::vector<std::string> restored;    ///< target parameter names written
+  std::vector<std::string> missing;     ///< target leaves not in the checkpoint (allow_missing / partial)
+  std::vector<std::string> unexpected;  ///< saved leaves the target has no place for (partial)
+  std::vector<std::string> cast;        ///< leaves converted to the target's dtype
+};
+
+namespace detail {
+
+struct saved_leaf {
+  std::string value_type;
+};
+
+struct target_leaf {
+  key_path path;
+  std::string name;
+  leaf_expectation expect;
+  std::function<void(dynamic_tree&&)> assign;
+};
+
+// Collects the target's leaves and sizes run-time nodes from the saved keys.
+struct restore_visitor {
+  const std::map<key_path, saved_leaf>* saved;
+  std::vector<target_leaf> leaves;
+
+  std::vector<key> saved_children(const key_path& path) const {
+    std::vector<key> out;
+    for (const auto& [p, s] : *saved) {
+      if (p.size() <= path.size()) continue;
+      bool prefix = true;
+      for (std::size_t i = 0; i < path.size() && prefix; ++i) prefix = p[i] == path[i];
+      if (prefix && (out.empty() || out.back() != p[path.size()])) out.push_back(p[path.size()]);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+  template <class T>
+  void leaf(const key_path& path, T& v) {
+    leaves.push_back({path, param_name(path), expect_leaf(std::as_const(v)),
+                      [&v](dynamic_tree&& stored) { restore_leaf(v, std::move(stored)); }});
+  }
+  void empty(const key_path&, empty_node) {}
+  template <class T>
+  void optional(const key_path& path, std::optional<T>& v) {
+    // An absent optional becomes present when the checkpoint has its subtree.
+    if (!v && !saved_children(path).empty()) v.emplace();
+    if (!v && saved->count(path)) v.emplace();
+    if (v) {
+      key_path p = path;
+      walk_tree(*v, p, *this);
+    }
+  }
+  template <class T>
+  void node(const key_path& path, T& n) {
+    using U = std::remove_const_t<T>;
+    if constexpr (detail::is_std_map<U>::value) {
+      if (n.empty())  // an empty map takes the keys saved under it
+        for (const auto& k : saved_children(path))
+          if (k.is_name()) n.emplace(k.name(), typename U::mapped_type{});
+    } else if constexpr (detail::is_std_vector<U>::value) {
+      if (n.empty()) {
+        std::size_t count = 0;
+        for (const auto& k : saved_children(path))
+          if (k.is_index()) count = std::max(count, static_cast<std::size_t>(k.index()) + 1);
+        n.resize(count);
+      }
+    } else if constexpr (requires(std::span<const key> keys) { tree_traits<U>::prepare(n, keys); }) {
+      auto keys = saved_children(path);
+      tree_traits<U>::prepare(n, std::span<const key>(keys));
+    }
+  }
+};
+
+inline std::filesystem::path resolve_item_dir(const std::filesystem::path& path, const restore_options& o) {
+  if (is_pytree_dir(path)) return path;
+  std::filesystem::path step = path;
+  if (!std::filesystem::exists(path / "_CHECKPOINT_METADATA") && !std::filesystem::exists(path / "orbax.checkpoint")) {
+    auto steps = list_steps(path, o.naming);
+    if (steps.empty()) throw error(errc::not_found, "\"" + path.string() + "\": no committed step to restore");
+    step = steps.back().path;
+  }
+  const auto dir = step / o.item;
+  if (!std::filesystem::is_directory(dir))
+    throw error(errc::not_found, "\"" + step.string() + "\": no item \"" + o.item + "\"");
+  return dir;
+}
+
+inline bool is_array_type(std::string_view t) { return t == value_type::jax_array || t == value_type::np_ndarray; }
+}  // namespace detail
+
+/// Restores the checkpoint at `path` (a root's latest step, a step or an item directory) into `target`.
+/// \throws cairn::error listing every mismatch at once (errc::shape_mismatch if any shape differs, else
+///         errc::type_mismatch for a dtype or leaf-kind difference, else errc::not_found) before any data
+///         is read; errors naming the leaf if reading fails — the target is then unchanged.
+template <class T>
+restore_report restore(const std::filesystem::path& path, T& target, const restore_options& o = {}) {
+  const auto dir = detail::resolve_item_dir(path, o);
+  pytree_item item(dir, "item \"" + dir.string() + "\"");
+  std::map<key_path, detail::saved_leaf> saved;
+  if (item.metadata()) {
+    for (const auto& e : item.metadata()->entries)
+      if (!value_type::is_empty_node(e.value_type)) saved.emplace(e.path, detail::saved_leaf{e.value_type});
+  } else {
+    for (const auto& name : item.array_names()) saved.emplace(key_path{key(name)}, detail::saved_leaf{std::string(value_type::np_ndarray)});
+  }
+  std::map<std::string, const key_path*> by_name;
+  for (const auto& [p, s] : saved) by_name.emplace(param_name(p), &p);
+
+  detail::restore_visitor visitor{&saved, {}};
+  key_path root;
+  walk_tree(target, root, visitor);
+
+  std::vector<std::regex> compiled;
+  for (const auto& [pattern, _] : o.rules) compiled.emplace_back(pattern);
+  auto saved_name = [&](const std::string& name) -> std::optional<std::string> {
+    std::optional<std::string> n = name;
+    if (o.remap) n = o.remap(name);
+    if (!n) return std::nullopt;
+    for (std::size_t i = 0; i < compiled.size(); ++i)
+      if (std::regex_match(*n, compiled[i])) return std::regex_replace(*n, compiled[i], o.rules[i].second);
+    return n;
+  };
+
+  // Match everything before reading anything.
+  restore_report report;
+  std::vector<std::string> missing, unexpected, shape_problems, type_problems;
+  struct plan_entry {
+    detail::target_leaf* leaf;
+    std::string saved;
+    std::string value_type;
+    bool cast = false;
+  };
+  std::vector<plan_entry> plan;
+  std::set<std::string> used;
+  for (auto& t : visitor.leaves) {
+    auto name = saved_name(t.name);
+    auto it = name ? by_name.find(*name) : by_name.end();
+    if (it == by_name.end()) {
+      (o.allow_missing || o.partial ? report.missing : missing).push_back(t.name);
+      continue;
+    }
+    used.insert(*name);
+    const std::string& vt = saved.at(*it->second).value_type;
+    const bool want_array = t.expect.value_type == "array", want_scalar = t.expect.value_type == "scalar";
+    const bool kind_ok = want_array ? detail::is_array_type(vt)
+                         : want_scalar ? (vt == value_type::scalar || detail::is_array_type(vt))
+                                       : vt == t.expect.value_type;
+    if (!kind_ok) {
+      type_problems.push_back("\"" + t.name + "\": checkpoint holds a " + vt + ", target expects a " + std::string(t.expect.value_type));
+      continue;
+    }
+    plan_entry pe{&t, *name, vt};
+    if (want_array || want_scalar) {
+      auto a = item.open_array(*name);
+      const auto& md = a.metadata();
+      const std::string on_disk = std::string(info(md.type).short_name) + to_string(md.shape);
+      if (t.expect.shape && md.shape != *t.expect.shape)
+        shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk + ", target " +
+                                 std::string(info(t.expect.type.value_or(md.type)).short_name) + to_string(*t.expect.shape));
+      if (t.expect.type && md.type != *t.expect.type) {
+        if (o.cast && convertible(md.type, *t.expect.type)) pe.cast = true;
+        else
+          type_problems.push_back("\"" + t.name + "\": checkpoint dtype " + std::string(name_of(md.type)) + ", target " +
+                                  std::string(name_of(*t.expect.type)));
+      }
+    }
+    plan.push_back(pe);
+  }
+  for (const auto& [name, p] : by_name)
+    if (!used.count(name)) (o.partial ? report.unexpected : unexpected).push_back(name);
+
+  const std::size_t problems = missing.size() + unexpected.size() + shape_problems.size() + type_problems.size();
+  if (problems) {
+    std::string msg = "restore " + item.name() + " into the target: ";
+    auto count = [](std::size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };
+    std::vector<std::string> parts;
+    if (!missing.empty()) parts.push_back(count(missing.size(), "missing key"));
+    if (!unexpected.empty()) parts.push_back(count(unexpected.size(), "unexpected key"));
+    if (!shape_problems.empty()) parts.push_back(count(shape_problems.size(), "shape mismatch") );
+    if (!type_problems.empty()) parts.push_back(count(type_problems.size(), "type mismatch"));
+    for (std::size_t i = 0; i < parts.size(); ++i) msg += (i ? ", " : "") + parts[i];
+    for (const auto& m : missing) msg += "\n  missing: \"" + m + "\" is not in the checkpoint";
+    for (const auto& u : unexpected) msg += "\n  unexpected: \"" + u + "\" is in the checkpoint but not in the target";
+    for (const auto& s : shape_problems) msg += "\n  shape mismatch: " + s;
+    for (const auto& s : type_problems) msg += "\n  type mismatch: " + s;
+    const errc code = !shape_problems.empty() ? errc::shape_mismatch
+                      : !type_problems.empty() ? errc::type_mismatch
+                                               : errc::not_found;
+    throw error(code, msg);
+  }
+
+  // Read every leaf into staging; assign only when all reads have succeeded.
+  const bool strict_chunks = !item.metadata() || item.metadata()->store_array_data_equal_to_fill_value;
+  std::vector<dynamic_tree> staged;
+  staged.reserve(plan.size());
+  for (auto& p : plan) {
+    const auto want = p.leaf->expect;
+    if (want.value_type == "string") {
+      auto it = item.strings().find(p.saved);
+      if (it == item.strings().end())
+        throw error(errc::not_found, item.name() + ", leaf \"" + p.saved + "\": no entry in _strings.json");
+      staged.emplace_back(it->second);
+      continue;
+    }
+    host_array a = item.read_array(p.saved, strict_chunks);
+    if (p.cast) {
+      a = convert(a.view(), *want.type);
+      report.cast.push_back(p.leaf->name);
+    }
+    if (want.value_type == "scalar") {
+      if (a.shape().rank() != 0)
+        throw error(errc::shape_mismatch, item.name() + ", leaf \"" + p.saved + "\": a scalar target, but the checkpoint holds " +
+                                              std::string(info(a.type()).short_name) + to_string(a.shape()));
+      staged.emplace_back(scalar::from_bytes(a.type(), a.bytes()));
+    } else {
+      staged.emplace_back(std::move(a));
+    }
+  }
+  // Assigning can still fail in a custom leaf's from_leaf / restore; then say exactly what was written.
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    try {
+      plan[i].leaf->assign(std::move(staged[i]));
+    } catch (const std::exception& e) {
+      std::string written;
+      for (const auto& r : report.restored) written += (written.empty() ? "\"" : ", \"") + r + "\"";
+      const std::string context = item.name() + ", leaf \"" + plan[i].leaf->name + "\": " + e.what() +
+                                  "; leaves already written to the target: " + (written.empty() ? "none" : written);
+      if (const auto* ce = dynamic_cast<const error*>(&e)) throw error(ce->code(), context);
+      throw error(errc::invalid_argument, context);
+    }
+    report.restored.push_back(plan[i].leaf->name);
+  }
+  return report;
+}
+
+}  // namespace cairn
