@@ -157,8 +157,22 @@ inline dynamic_tree load(const std::filesystem::path& path, const load_options& 
 /// e.g. Keras's layout: `save_items(root, 3, {{"pytree", state}, {"model_config", config}})`.
 /// \throws cairn::error (errc::already_exists) if the step is already committed; (errc::io) on I/O
 ///         failure (the root then holds only a temporary directory, never a partial step).
+namespace detail {
+/// The items of one save, by reference: saving never copies the caller's trees.
+using item_refs = std::vector<std::pair<std::string, const dynamic_tree*>>;
+inline std::filesystem::path save_item_refs(const std::filesystem::path& root, std::int64_t step, const item_refs& items,
+                                            const save_options& o);
+}  // namespace detail
+
 inline std::filesystem::path save_items(const std::filesystem::path& root, std::int64_t step,
                                         const std::map<std::string, dynamic_tree>& items, const save_options& o = {}) {
+  detail::item_refs refs;
+  for (const auto& [name, tree] : items) refs.emplace_back(name, &tree);
+  return detail::save_item_refs(root, step, refs, o);
+}
+
+inline std::filesystem::path detail::save_item_refs(const std::filesystem::path& root, std::int64_t step,
+                                                    const item_refs& items, const save_options& o) {
   if (step < 0) throw error(errc::invalid_argument, "step " + std::to_string(step) + " is negative");
   const auto final_dir = root / step_name(step, o.naming);
   if (std::filesystem::exists(final_dir))
@@ -177,7 +191,8 @@ inline std::filesystem::path save_items(const std::filesystem::path& root, std::
   kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
 
   const bool v3 = o.pytree.zarr_format == 3;
-  for (const auto& [name, tree] : items) {
+  for (const auto& [name, tree_ptr] : items) {
+    const dynamic_tree& tree = *tree_ptr;
     if (name.empty() || name.find('/') != std::string::npos || is_tmp_name(name) || name.front() == '.')
       throw error(errc::invalid_argument, "item name \"" + name + "\" cannot be a directory name");
     if (tree.type() == dynamic_tree::kind::json) {
@@ -203,7 +218,7 @@ inline std::filesystem::path save_items(const std::filesystem::path& root, std::
 /// Saves one tree as item `default` (what Orbax's CheckpointManager does with a single item).
 inline std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const dynamic_tree& tree,
                                   const save_options& o = {}) {
-  return save_items(root, step, {{"default", tree}}, o);
+  return detail::save_item_refs(root, step, {{"default", &tree}}, o);
 }
 
 }  // namespace cairn

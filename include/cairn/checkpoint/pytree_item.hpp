@@ -125,6 +125,8 @@ class pytree_item {
   const std::filesystem::path& dir() const noexcept { return dir_; }
   const std::optional<tree_metadata>& metadata() const noexcept { return metadata_; }
   const std::map<std::string, json::value>& shardings() const noexcept { return shardings_; }
+  const std::map<std::string, std::string>& strings() const noexcept { return strings_; }
+  const std::string& name() const noexcept { return name_; }
 
   /// The store holding the arrays: the OCDBT database, or the item directory (legacy layout).
   kvstore::store array_store() const { return db_ ? kvstore::store(db_) : base_; }
@@ -224,7 +226,8 @@ class pytree_item {
     auto a = open_array(param);
     zarr::read_options o;
     o.missing_chunk_is_error = missing_chunk_is_error;
-    host_array out(a.metadata().type, a.metadata().shape);
+    // The read writes every element (fill values included), so no zero-filling first.
+    host_array out = host_array::uninitialized(a.metadata().type, a.metadata().shape);
     a.read(box(a.metadata().shape), out.mutable_view(), o);
     return out;
   }

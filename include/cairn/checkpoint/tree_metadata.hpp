@@ -150,7 +150,9 @@ inline std::string to_json(const tree_metadata& m) {
       for (auto d : *e.write_shape) ws.push_back(d);
       v["write_shape"] = std::move(ws);
     }
-    tree[tree_metadata_key(e.path)] = json::value::object({{"key_metadata", std::move(keys)}, {"value_metadata", std::move(v)}});
+    // Appended, not inserted by key: keys are unique per path, and 100,000 entries must stay linear.
+    tree.as_object().emplace_back(tree_metadata_key(e.path),
+                                  json::value::object({{"key_metadata", std::move(keys)}, {"value_metadata", std::move(v)}}));
   }
   json::value doc = json::value::object();
   doc["tree_metadata"] = std::move(tree);

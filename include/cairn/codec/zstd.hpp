@@ -309,11 +309,24 @@ inline zstd_decompressor& thread_decompressor() {
 /// \throws cairn::error (errc::invalid_argument) if `level` is outside zstd's range.
 /// \par Thread safety
 /// Safe from any thread: each thread owns its context.
-inline byte_buffer zstd_compress(byte_view in, int level = 1, bool checksum = false) {
+namespace detail {
+inline zstd_compressor& thread_compressor(int level, bool checksum) {
   thread_local zstd_compressor compressor;
   if (compressor.level() != level) compressor.set_level(level);
   if (compressor.checksum() != checksum) compressor.set_checksum(checksum);
-  return compressor.compress(in);
+  return compressor;
+}
+}  // namespace detail
+
+inline byte_buffer zstd_compress(byte_view in, int level = 1, bool checksum = false) {
+  return detail::thread_compressor(level, checksum).compress(in);
+}
+
+/// Compresses `in` into one frame at the start of `out` (which needs `compress_bound(in.size())`
+/// bytes to be sure), reusing a per-thread context; returns the frame's size. No intermediate buffer.
+/// \throws cairn::error (errc::invalid_argument) if `level` is out of range or the frame does not fit.
+inline std::size_t zstd_compress_into(byte_view in, mutable_byte_view out, int level = 1, bool checksum = false) {
+  return detail::thread_compressor(level, checksum).compress(in, out);
 }
 
 /// Decodes exactly one frame into `out` with a per-thread context; see `zstd_decompressor::decompress_into`.

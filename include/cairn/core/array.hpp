@@ -166,19 +166,23 @@ class host_array {
     buffer_.resize(static_cast<std::size_t>(shape_.num_elements()) * size_of(type_));
     if (!buffer_.empty()) std::memset(buffer_.data(), 0, buffer_.size());
   }
+  /// Allocates an array whose bytes are left uninitialised, for callers that overwrite every element
+  /// (a restore): large arrays then cost no zero-filling pass over fresh pages.
+  static host_array uninitialized(dtype type, cairn::shape s) { return host_array(type, std::move(s), uninitialized_tag); }
+
   /// Copies the elements of a typed span (C order).
   /// \throws cairn::error (errc::shape_mismatch) if values.size() != s.num_elements().
   template <element_type T>
   static host_array from(std::span<const T> values, cairn::shape s) {
     if (static_cast<index_t>(values.size()) != s.num_elements())
       throw error(errc::shape_mismatch, std::to_string(values.size()) + " values for shape " + to_string(s));
-    host_array a(dtype_of<T>(), std::move(s), uninitialized);
+    host_array a(dtype_of<T>(), std::move(s), uninitialized_tag);
     if (!values.empty()) std::memcpy(a.buffer_.data(), values.data(), values.size_bytes());
     return a;
   }
   /// Copies the elements of a view (any strides, host memory).
   static host_array copy_of(const array_view& v) {
-    host_array a(v.type(), v.shape(), uninitialized);
+    host_array a(v.type(), v.shape(), uninitialized_tag);
     copy(v, a.mutable_view());
     return a;
   }
@@ -213,7 +217,7 @@ class host_array {
 
  private:
   struct uninitialized_t {};
-  static constexpr uninitialized_t uninitialized{};
+  static constexpr uninitialized_t uninitialized_tag{};
   host_array(dtype type, cairn::shape s, uninitialized_t) : type_(type), shape_(std::move(s)) {
     buffer_.resize(static_cast<std::size_t>(shape_.num_elements()) * size_of(type_));
   }

@@ -71,6 +71,28 @@ inline bool zarr_needs_swap(const array_metadata& m) noexcept {
   return m.byte_order != std::endian::native && size_of(m.type) > 1;
 }
 
+/// Appends one encoded full (inner) chunk to `out` without intermediate copies: contiguous
+/// little-endian data is compressed straight into `out`'s spare capacity.
+inline void zarr_encode_elements_into(const array_metadata& m, const array_view& chunk, byte_buffer& out) {
+  const bool checksum = m.zstd_checksum || m.frame_checksums;
+  auto compress_into_out = [&](byte_view raw) {
+    const std::size_t old = out.size();
+    out.resize(old + codec::zstd_compressor::compress_bound(raw.size()));
+    const std::size_t n = codec::zstd_compress_into(raw, out.mutable_view().subspan(old), *m.zstd_level, checksum);
+    out.resize(old + n);
+  };
+  if (chunk.is_c_contiguous() && !zarr_needs_swap(m)) {
+    if (m.zstd_level) compress_into_out(chunk.bytes());
+    else out.append(chunk.bytes());
+    return;
+  }
+  byte_buffer staged(chunk.num_bytes());
+  copy(chunk, mutable_array_view(staged.data(), chunk.type(), chunk.shape()));
+  if (zarr_needs_swap(m)) zarr_swap_bytes(staged.mutable_view(), m.type);
+  if (m.zstd_level) compress_into_out(staged.view());
+  else out.append(staged.view());
+}
+
 /// Encodes one full (inner) chunk: element bytes in the stored order, then zstd when configured.
 inline byte_buffer zarr_encode_elements(const array_metadata& m, const array_view& chunk) {
   const bool swap = zarr_needs_swap(m);
@@ -153,25 +175,29 @@ inline byte_buffer encode_chunk(const array_metadata& m, const array_view& chunk
   const auto n = static_cast<std::size_t>(checked_product(inner_grid));
   const std::size_t index_bytes = 16 * n + (m.index_crc32c ? 4 : 0);
   const bool start = m.index_location == shard_index_location::start;
-  // Offsets count from the start of the shard, so with the index first they begin after it.
-  const std::uint64_t base = start ? index_bytes : 0;
-  byte_buffer data;
-  byte_buffer index(index_bytes);
+  // One buffer for the whole shard, sized up front (chunks at their compression bound plus the index),
+  // so a large chunk is compressed once, straight into place, and never copied or regrown.
+  std::size_t inner_bytes = size_of(m.type);
+  for (auto d : m.inner_chunk_shape) inner_bytes *= static_cast<std::size_t>(d);
+  const std::size_t per_chunk = m.zstd_level ? codec::zstd_compressor::compress_bound(inner_bytes) : inner_bytes;
+  byte_buffer out;
+  out.reserve(n * per_chunk + index_bytes);
+  if (start) out.resize(index_bytes);  // the index is filled in below
+  std::vector<std::uint64_t> entries(2 * n);
   std::size_t i = 0;
   for_each_point(box(cairn::shape(inner_grid)), [&](std::span<const index_t> k) {
-    const byte_buffer encoded = detail::zarr_encode_elements(m, chunk.sub(detail::zarr_inner_box(m, k)));
-    store_le<std::uint64_t>(index.data() + 16 * i, base + data.size());
-    store_le<std::uint64_t>(index.data() + 16 * i + 8, encoded.size());
-    data.append(encoded.view());
+    const std::size_t before = out.size();
+    detail::zarr_encode_elements_into(m, chunk.sub(detail::zarr_inner_box(m, k)), out);
+    entries[2 * i] = before;  // offsets count from the start of the shard, index included when it leads
+    entries[2 * i + 1] = out.size() - before;
     ++i;
   });
-  if (m.index_crc32c) store_le<std::uint32_t>(index.data() + 16 * n, crc32c(index.view().first(16 * n)));
-  if (start) {
-    index.append(data.view());
-    return index;
-  }
-  data.append(index.view());
-  return data;
+  const std::size_t index_at = start ? 0 : out.size();
+  if (!start) out.resize(out.size() + index_bytes);
+  for (std::size_t j = 0; j < 2 * n; ++j) store_le<std::uint64_t>(out.data() + index_at + 8 * j, entries[j]);
+  if (m.index_crc32c)
+    store_le<std::uint32_t>(out.data() + index_at + 16 * n, crc32c(byte_view(out.data() + index_at, 16 * n)));
+  return out;
 }
 
 /// Decodes the bytes `stored` under a chunk's key into `chunk_out`, a host view of one full chunk (any
