@@ -223,7 +223,10 @@ class pytree_item {
 
   /// Reads one array parameter whole.
   host_array read_array(const std::string& param, bool missing_chunk_is_error = true) const {
-    auto a = open_array(param);
+    return read_array(open_array(param), missing_chunk_is_error);
+  }
+  /// Reads an array opened with `open_array` whole.
+  static host_array read_array(const zarr::array& a, bool missing_chunk_is_error = true) {
     zarr::read_options o;
     o.missing_chunk_is_error = missing_chunk_is_error;
     // The read writes every element (fill values included), so no zero-filling first.

@@ -156,12 +156,15 @@ struct restore_visitor {
   std::vector<target_leaf> leaves;
 
   std::vector<key> saved_children(const key_path& path) const {
+    // Saved paths are ordered, and every path under `path` sorts right after it: scan only those.
     std::vector<key> out;
-    for (const auto& [p, s] : *saved) {
-      if (p.size() <= path.size()) continue;
-      bool prefix = true;
+    for (auto it = saved->lower_bound(path); it != saved->end(); ++it) {
+      const key_path& p = it->first;
+      bool prefix = p.size() >= path.size();
       for (std::size_t i = 0; i < path.size() && prefix; ++i) prefix = p[i] == path[i];
-      if (prefix && (out.empty() || out.back() != p[path.size()])) out.push_back(p[path.size()]);
+      if (!prefix) break;
+      if (p.size() == path.size()) continue;
+      if (out.empty() || out.back() != p[path.size()]) out.push_back(p[path.size()]);
     }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -262,6 +265,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     std::string saved;
     std::string value_type;
     bool cast = false;
+    std::optional<zarr::array> array;  // opened once, for the checks and the read
   };
   std::vector<plan_entry> plan;
   std::set<std::string> used;
@@ -282,10 +286,9 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       type_problems.push_back("\"" + t.name + "\": checkpoint holds a " + vt + ", target expects a " + std::string(t.expect.value_type));
       continue;
     }
-    plan_entry pe{&t, *name, vt};
+    plan_entry pe{&t, *name, vt, false, std::nullopt};
     if (want_array || want_scalar) {
-      auto a = item.open_array(*name);
-      const auto& md = a.metadata();
+      const auto& md = pe.array.emplace(item.open_array(*name)).metadata();
       const std::string on_disk = std::string(info(md.type).short_name) + to_string(md.shape);
       if (t.expect.shape && md.shape != *t.expect.shape)
         shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk + ", target " +
@@ -335,7 +338,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       staged.emplace_back(it->second);
       continue;
     }
-    host_array a = item.read_array(p.saved, strict_chunks);
+    host_array a = pytree_item::read_array(*p.array, strict_chunks);
     if (p.cast) {
       a = convert(a.view(), *want.type);
       report.cast.push_back(p.leaf->name);
