@@ -23,7 +23,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "roofline.hpp"
+
+using cairn_bench::capture;
+using cairn_bench::drop_cache;
+using cairn_bench::last_line_starting;
+using cairn_bench::quote;
 
 namespace fs = std::filesystem;
 namespace kv = cairn::kvstore;
@@ -32,17 +38,6 @@ using bench_clock = cairn_bench::detail::clock;
 using cairn_bench::detail::seconds_since;
 
 namespace {
-
-void drop_cache(const fs::path& dir) {
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    int fd = ::open(e.path().c_str(), O_RDONLY);
-    if (fd < 0) continue;
-    ::fdatasync(fd);
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
-  }
-}
 
 struct large_result {
   double write_s, read_s;

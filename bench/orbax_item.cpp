@@ -48,7 +48,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "roofline.hpp"
+
+using cairn_bench::capture;
+using cairn_bench::drop_cache;
+using cairn_bench::last_line_starting;
+using cairn_bench::quote;
 
 #ifndef CAIRN_BENCH_SOURCE_DIR
 #define CAIRN_BENCH_SOURCE_DIR ""
@@ -205,50 +211,11 @@ std::string layer_name(std::size_t i) {
 
 // ---- files ----------------------------------------------------------------------------------------
 
-/// Makes every file under `dir` durable, then drops its pages from the page cache (clean pages go).
-void drop_cache(const fs::path& dir) {
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    int const fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ::fdatasync(fd);
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
-  }
-}
-
 std::uint64_t stored_bytes(const fs::path& dir) {
   std::uint64_t n = 0;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.is_regular_file()) n += e.file_size();
   return n;
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-/// Runs a shell command and returns its stdout and exit status.
-std::pair<std::string, int> capture(const std::string& cmd) {
-  std::fflush(stdout);
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return {"", -1};
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int const st = ::pclose(p);
-  return {out, WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-}
-
-std::string last_line_starting(const std::string& text, char c) {
-  std::istringstream in(text);
-  std::string line, found;
-  while (std::getline(in, line))
-    if (!line.empty() && line.front() == c) found = line;
-  return found;
 }
 
 std::string tail_of_file(const fs::path& p, std::size_t bytes) {

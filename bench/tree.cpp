@@ -58,7 +58,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "roofline.hpp"
+
+using cairn_bench::capture;
+using cairn_bench::drop_cache;
+using cairn_bench::last_line_starting;
+using cairn_bench::quote;
 
 #ifndef CAIRN_BENCH_SOURCE_DIR
 #define CAIRN_BENCH_SOURCE_DIR ""
@@ -143,18 +149,6 @@ std::pair<std::size_t, std::size_t> compare(const tree_t& want, const tree_t& go
 
 // ---- files ----------------------------------------------------------------------------------------
 
-/// Makes every file under `dir` durable, then drops its pages from the page cache (clean pages go).
-void drop_cache(const fs::path& dir) {
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    int const fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ::fdatasync(fd);
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
-  }
-}
-
 std::pair<std::uint64_t, std::size_t> stored_bytes_files(const fs::path& dir) {
   std::uint64_t n = 0;
   std::size_t files = 0;
@@ -164,33 +158,6 @@ std::pair<std::uint64_t, std::size_t> stored_bytes_files(const fs::path& dir) {
       ++files;
     }
   return {n, files};
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-/// Runs a shell command and returns its stdout and exit status.
-std::pair<std::string, int> capture(const std::string& cmd) {
-  std::fflush(stdout);
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return {"", -1};
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int const st = ::pclose(p);
-  return {out, WIFEXITED(st) ? WEXITSTATUS(st) : -1};
-}
-
-std::string last_line_starting(const std::string& text, char c) {
-  std::istringstream in(text);
-  std::string line, found;
-  while (std::getline(in, line))
-    if (!line.empty() && line.front() == c) found = line;
-  return found;
 }
 
 std::string read_all(const fs::path& p) {
