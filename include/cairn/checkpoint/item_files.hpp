@@ -5,11 +5,13 @@
 /// JSON pointer → string leaf) and `array_metadatas/process_<i>` (write and chunk shapes per array).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <cairn/core/error.hpp>
@@ -93,14 +95,29 @@ inline sharding_file parse_sharding_file(std::string_view text, std::string_view
   return f;
 }
 
+/// Returns `_sharding` text from (param name, sharding JSON text) pairs, as TensorStore's json driver
+/// writes it: compact, keyed by the base64url name, keys sorted. Texts are passed through, so a writer
+/// serialises each distinct sharding once however many arrays share it.
+/// \pre names are unique.
+inline std::string sharding_file_json(std::vector<std::pair<std::string, std::string_view>> entries) {
+  for (auto& e : entries) e.first = base64url_encode(e.first);
+  std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  json::writer w;
+  w.begin_object();
+  for (const auto& [k, text] : entries) w.key(k).value(text);
+  return w.end_object().take();
+}
+
 /// Returns `_sharding` text as TensorStore's json driver writes it (compact), values in Python's format.
 inline std::string to_json(const sharding_file& f) {
-  json::value doc = json::value::object();
-  // Appending (not operator[], a linear lookup) keeps 100,000 entries linear; names are unique.
-  auto& members = doc.as_object();
-  members.reserve(f.shardings.size());
-  for (const auto& [name, s] : f.shardings) members.emplace_back(base64url_encode(name), json::to_string(s, {.spaced = true}));
-  return json::to_string(doc, {.sort_keys = true});
+  std::vector<std::string> texts;
+  texts.reserve(f.shardings.size());
+  std::vector<std::pair<std::string, std::string_view>> entries;
+  entries.reserve(f.shardings.size());
+  for (const auto& [name, s] : f.shardings) texts.push_back(json::to_string(s, {.spaced = true}));
+  std::size_t i = 0;
+  for (const auto& [name, s] : f.shardings) entries.emplace_back(name, texts[i++]);
+  return sharding_file_json(std::move(entries));
 }
 
 /// A sharding every JAX process can honour: a one-device mesh with device id 0 (orbax-format.md §4.2),
@@ -159,17 +176,17 @@ inline std::vector<array_metadata_entry> parse_array_metadatas(std::string_view 
   return out;
 }
 inline std::string to_json(const std::vector<array_metadata_entry>& entries) {
-  json::value list = json::value::array();
+  json::writer w({.spaced = true});
+  w.begin_object().key("array_metadatas").begin_array();
   for (const auto& e : entries) {
-    json::value ws = json::value::array(), cs = json::value::array();
-    for (auto d : e.write_shape) ws.push_back(d);
-    for (auto d : e.chunk_shape) cs.push_back(d);
-    list.push_back(json::value::object({{"array_metadata", json::value::object({{"param_name", e.param_name},
-                                                                                {"write_shape", std::move(ws)},
-                                                                                {"chunk_shape", std::move(cs)},
-                                                                                {"ext_metadata", e.ext_metadata}})}}));
+    w.begin_object().key("array_metadata").begin_object().key("param_name").value(e.param_name);
+    w.key("write_shape").begin_array();
+    for (auto d : e.write_shape) w.value(d);
+    w.end_array().key("chunk_shape").begin_array();
+    for (auto d : e.chunk_shape) w.value(d);
+    w.end_array().key("ext_metadata").value(e.ext_metadata).end_object().end_object();
   }
-  return json::to_string(json::value::object({{"array_metadatas", std::move(list)}}), {.spaced = true});
+  return w.end_array().end_object().take();
 }
 
 }  // namespace cairn

@@ -9,9 +9,12 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <cairn/checkpoint/item_files.hpp>
@@ -102,13 +105,7 @@ class pytree_item {
     base_ = kvstore::open_file(dir_, kvstore::fsync_policy::none);
     if (std::filesystem::exists(dir_ / "_METADATA"))
       metadata_ = parse_tree_metadata(detail::read_text_file(dir_ / "_METADATA", name_), name_ + ": _METADATA");
-    if (std::filesystem::exists(dir_ / "_sharding")) {
-      try {
-        shardings_ = parse_sharding_file(detail::read_text_file(dir_ / "_sharding", name_), name_ + ": _sharding").shardings;
-      } catch (const error&) {
-        // `_sharding` only supplies default placements; a damaged one must not block restoring data.
-      }
-    }
+    if (std::filesystem::exists(dir_ / "_sharding")) lazy_->sharding_text = detail::read_text_file(dir_ / "_sharding", name_);
     if (std::filesystem::exists(dir_ / "_strings.json"))
       strings_ = parse_strings_file(detail::read_text_file(dir_ / "_strings.json", name_), name_ + ": _strings.json");
     const bool has_manifest = std::filesystem::exists(dir_ / "manifest.ocdbt");
@@ -124,7 +121,20 @@ class pytree_item {
 
   const std::filesystem::path& dir() const noexcept { return dir_; }
   const std::optional<tree_metadata>& metadata() const noexcept { return metadata_; }
-  const std::map<std::string, json::value>& shardings() const noexcept { return shardings_; }
+  /// The saved shardings by parameter name, from `_sharding` (parsed on first use: a restore onto a given
+  /// target never needs them). A damaged `_sharding` reads as empty: it only supplies default placements
+  /// and must not block restoring data.
+  const std::map<std::string, json::value>& shardings() const {
+    std::call_once(lazy_->once, [&] {
+      try {
+        if (!lazy_->sharding_text.empty())
+          lazy_->shardings = parse_sharding_file(lazy_->sharding_text, name_ + ": _sharding").shardings;
+      } catch (const error&) {
+      }
+      lazy_->sharding_text.clear();
+    });
+    return lazy_->shardings;
+  }
   const std::map<std::string, std::string>& strings() const noexcept { return strings_; }
   const std::string& name() const noexcept { return name_; }
 
@@ -133,7 +143,9 @@ class pytree_item {
 
   /// Opens the zarr array of parameter `param`.
   zarr::array open_array(const std::string& param) const {
-    return zarr::array::open(param.empty() ? array_store() : array_store() / (param + "/"), name_ + ", array \"" + param + "\"");
+    const bool v3_first = metadata_ && metadata_->use_zarr3;
+    return zarr::array::open(param.empty() ? array_store() : array_store() / (param + "/"), name_ + ", array \"" + param + "\"",
+                             &lazy_->zarr_metadata, v3_first);
   }
 
   /// The parameter names of the arrays in the database (for items without `_METADATA`).
@@ -159,7 +171,7 @@ class pytree_item {
       li.chunk_shape = a.metadata().chunk_shape;
       if (db_)
         for (const auto& e : db_->list(kvstore::key_range::prefix(li.name.empty() ? "" : li.name + "/"))) li.stored_bytes += e.size;
-      if (auto it = shardings_.find(li.name); it != shardings_.end()) li.sharding = it->second;
+      if (auto it = shardings().find(li.name); it != shardings().end()) li.sharding = it->second;
     };
     if (metadata_) {
       for (const auto& e : metadata_->entries) {
@@ -274,7 +286,14 @@ class pytree_item {
   std::string name_;
   kvstore::store base_;
   std::optional<tree_metadata> metadata_;
-  std::map<std::string, json::value> shardings_;
+  // Shared so that copies of the item share one parse.
+  struct lazy_state {
+    std::once_flag once;
+    std::string sharding_text;
+    std::map<std::string, json::value> shardings;
+    zarr::metadata_cache zarr_metadata;
+  };
+  std::shared_ptr<lazy_state> lazy_ = std::make_shared<lazy_state>();
   std::map<std::string, std::string> strings_;
   bool use_ocdbt_ = true;
   std::shared_ptr<ocdbt::reader> db_;
@@ -289,9 +308,10 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
   meta.use_zarr3 = o.zarr_format == 3;
   meta.store_array_data_equal_to_fill_value = true;
   std::map<std::string, std::string> strings;
-  sharding_file shardings;
+  std::vector<std::pair<std::string, std::string_view>> shardings;  // param → sharding text
+  const std::string single_device = json::to_string(single_device_named_sharding(), {.spaced = true});
   std::vector<array_metadata_entry> array_metas;
-  std::map<std::string, key_path> names;  // param name → path, to reject collisions
+  std::unordered_map<std::string, std::size_t> names;  // param name → its entry, to reject collisions
   auto files = kvstore::open_file(dir, o.fsync);
   std::optional<ocdbt::writer> db;
   auto database = [&]() -> ocdbt::writer& {
@@ -302,24 +322,40 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
     }
     return *db;
   };
+  // Models repeat a few (dtype, shape) pairs many times: the last metadata and its text are reused.
+  struct zarr_memo {
+    zarr::array_metadata md;
+    std::string text;
+  };
+  std::optional<zarr_memo> memo;
+  std::string key_buf;
   auto write_zarr = [&](const std::string& param, const array_view& v, const std::vector<index_t>& chunk) {
-    auto md = zarr::orbax_metadata(o.zarr_format, v.type(), v.shape(), chunk, o.compress);
-    md.frame_checksums = o.checksums;
-    zarr::write_array(md, v, [&](const std::string& key, const byte_buffer& bytes) {
-      database().put(detail::array_key(param, key), bytes.view());
+    if (!memo || memo->md.type != v.type() || memo->md.shape != v.shape() || memo->md.chunk_shape != chunk) {
+      auto md = zarr::orbax_metadata(o.zarr_format, v.type(), v.shape(), chunk, o.compress);
+      md.frame_checksums = o.checksums;
+      std::string text = zarr::to_json(md);
+      memo = zarr_memo{std::move(md), std::move(text)};
+    }
+    zarr::write_array(memo->md, memo->text, v, [&](const std::string& key, const byte_buffer& bytes) {
+      key_buf.assign(param);
+      if (!param.empty()) key_buf += '/';
+      key_buf += key;
+      database().put(key_buf, bytes.view());
     });
   };
   tree.for_each_leaf([&](const key_path& path, const dynamic_tree& leaf) {
     for (std::size_t i = 0; i < path.size(); ++i)
       if (path[i].is_name()) {
-        key_path parent;
+        const std::string_view n = path[i].name();
+        if (!n.empty() && n.find('/') == std::string_view::npos && n.find('\0') == std::string_view::npos) continue;
+        key_path parent;  // only to name the place in the error
         for (std::size_t j = 0; j < i; ++j) parent.push_back(path[j]);
-        validate_dict_key(path[i].name(), parent);
+        validate_dict_key(n, parent);
       }
     const std::string param = param_name(path);
-    if (auto [it, fresh] = names.emplace(param, path); !fresh)
-      throw error(errc::invalid_argument, "leaves \"" + to_string(it->second) + "\" and \"" + to_string(path) +
-                                              "\" would share the parameter name \"" + param + "\"");
+    if (auto [it, fresh] = names.emplace(param, meta.entries.size()); !fresh)
+      throw error(errc::invalid_argument, "leaves \"" + to_string(meta.entries[it->second].path) + "\" and \"" +
+                                              to_string(path) + "\" would share the parameter name \"" + param + "\"");
     tree_metadata_entry e;
     e.path = path;
     switch (leaf.type()) {
@@ -330,7 +366,7 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
         e.value_type = std::string(o.arrays_as_jax ? value_type::jax_array : value_type::np_ndarray);
         if (o.arrays_as_jax) {
           e.write_shape = chunk;
-          shardings.shardings.emplace(param, single_device_named_sharding());
+          shardings.emplace_back(param, single_device);
           array_metas.push_back({param, chunk, chunk, json::value(nullptr)});
         }
         break;
@@ -371,7 +407,7 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
   std::filesystem::create_directories(dir);
   auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
   if (!strings.empty()) put("_strings.json", strings_file_json(strings));
-  if (!shardings.shardings.empty()) put("_sharding", to_json(shardings));
+  if (!shardings.empty()) put("_sharding", sharding_file_json(std::move(shardings)));
   if (!array_metas.empty()) put("array_metadatas/process_0", to_json(array_metas));
   put("_METADATA", to_json(meta));
   put(commit_success_file, "Checkpoint commit was successful to " + dir.string());

@@ -101,12 +101,15 @@ inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view
   const std::string w(what);
   tree_metadata m;
   const json::value& tree = doc.at("tree_metadata", w);
-  for (const auto& [id, entry] : tree.as_object(w + " \"tree_metadata\"")) {
-    const std::string ew = w + " entry " + id;
+  // Entries are read without building their error labels (a string each); an entry that fails is read
+  // again with them, so that the error names it.
+  auto read_entry = [&](const std::string& id, const json::value& entry, bool labelled) {
+    const std::string ew = labelled ? w + " entry " + id : std::string();
+    auto label = [&](std::string_view field) { return labelled ? ew + " " + std::string(field) : std::string(); };
     tree_metadata_entry e;
-    for (const auto& k : entry.at("key_metadata", ew).as_array(ew + " \"key_metadata\"")) {
-      const std::string& name = k.at("key", ew).as_string(ew + " key");
-      const auto type = k.at("key_type", ew).as_int64(ew + " key_type");
+    for (const auto& k : entry.at("key_metadata", ew).as_array(label("\"key_metadata\""))) {
+      const std::string& name = k.at("key", ew).as_string(label("key"));
+      const auto type = k.at("key_type", ew).as_int64(label("key_type"));
       if (type == 2) {
         e.path.push_back(key(name));
       } else if (type == 1) {
@@ -120,14 +123,22 @@ inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view
       }
     }
     const json::value& v = entry.at("value_metadata", ew);
-    e.value_type = v.at("value_type", ew).as_string(ew + " value_type");
-    if (const auto* s = v.find("skip_deserialize"); s && !s->is_null()) e.skip_deserialize = s->as_bool(ew + " skip_deserialize");
+    e.value_type = v.at("value_type", ew).as_string(label("value_type"));
+    if (const auto* s = v.find("skip_deserialize"); s && !s->is_null()) e.skip_deserialize = s->as_bool(label("skip_deserialize"));
     if (const auto* ws = v.find("write_shape"); ws && !ws->is_null()) {
       std::vector<index_t> shape;
-      for (const auto& d : ws->as_array(ew + " write_shape")) shape.push_back(d.as_int64(ew + " write_shape"));
+      for (const auto& d : ws->as_array(label("write_shape"))) shape.push_back(d.as_int64(label("write_shape")));
       e.write_shape = std::move(shape);
     }
     m.entries.push_back(std::move(e));
+  };
+  for (const auto& [id, entry] : tree.as_object(w + " \"tree_metadata\"")) {
+    try {
+      read_entry(id, entry, false);
+    } catch (const error&) {
+      read_entry(id, entry, true);
+      throw;
+    }
   }
   if (const auto* v = doc.find("use_ocdbt"); v && !v->is_null()) m.use_ocdbt = v->as_bool(w + " use_ocdbt");
   if (const auto* v = doc.find("use_zarr3"); v && !v->is_null()) m.use_zarr3 = v->as_bool(w + " use_zarr3");
@@ -138,29 +149,29 @@ inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view
 }
 
 /// Returns `_METADATA` text as Orbax writes it (Python `json.dumps` with default separators).
+/// Streamed: a model has up to millions of entries, and a DOM would cost several allocations each.
 inline std::string to_json(const tree_metadata& m) {
-  json::value tree = json::value::object();
+  json::writer w({.spaced = true});
+  w.begin_object().key("tree_metadata").begin_object();
   for (const auto& e : m.entries) {
-    json::value keys = json::value::array();
+    w.key(tree_metadata_key(e.path)).begin_object().key("key_metadata").begin_array();
     for (const auto& k : e.path)
-      keys.push_back(json::value::object({{"key", k.str()}, {"key_type", static_cast<int>(k.type())}}));
-    json::value v = json::value::object({{"value_type", e.value_type}, {"skip_deserialize", e.skip_deserialize}});
+      w.begin_object().key("key").value(k.str()).key("key_type").value(static_cast<int>(k.type())).end_object();
+    w.end_array().key("value_metadata").begin_object();
+    w.key("value_type").value(e.value_type).key("skip_deserialize").value(e.skip_deserialize);
     if (e.write_shape) {
-      json::value ws = json::value::array();
-      for (auto d : *e.write_shape) ws.push_back(d);
-      v["write_shape"] = std::move(ws);
+      w.key("write_shape").begin_array();
+      for (auto d : *e.write_shape) w.value(d);
+      w.end_array();
     }
-    // Appended, not inserted by key: keys are unique per path, and 100,000 entries must stay linear.
-    tree.as_object().emplace_back(tree_metadata_key(e.path),
-                                  json::value::object({{"key_metadata", std::move(keys)}, {"value_metadata", std::move(v)}}));
+    w.end_object().end_object();
   }
-  json::value doc = json::value::object();
-  doc["tree_metadata"] = std::move(tree);
-  doc["use_ocdbt"] = m.use_ocdbt.value_or(true);
-  doc["use_zarr3"] = m.use_zarr3;
-  doc["store_array_data_equal_to_fill_value"] = m.store_array_data_equal_to_fill_value;
-  doc["custom_metadata"] = m.custom_metadata;
-  return json::to_string(doc, {.spaced = true});
+  w.end_object();
+  w.key("use_ocdbt").value(m.use_ocdbt.value_or(true));
+  w.key("use_zarr3").value(m.use_zarr3);
+  w.key("store_array_data_equal_to_fill_value").value(m.store_array_data_equal_to_fill_value);
+  w.key("custom_metadata").value(m.custom_metadata);
+  return w.end_object().take();
 }
 
 }  // namespace cairn

@@ -117,7 +117,7 @@ class writer {
     before_value();
     char buf[24];
     const auto res = std::to_chars(buf, buf + sizeof buf, v);
-    out_.append(buf, res.ptr);
+    out_.append(buf, static_cast<std::size_t>(res.ptr - buf));
     return *this;
   }
   /// Writes a double as its shortest round-trip text (see `detail::json_append_double`).

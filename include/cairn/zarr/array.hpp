@@ -7,9 +7,13 @@
 /// then every chunk, including all-zero ones, because Orbax sets `store_array_data_equal_to_fill_value`.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -31,6 +35,34 @@ struct read_options {
   bool missing_chunk_is_error = true;
 };
 
+/// Parsed metadata documents by their text, shared by the opens of one item's arrays.
+/// \par Thread safety
+/// `parse` may be called from several threads at once.
+class metadata_cache {
+ public:
+  /// Returns `parse_metadata(text, what())`, parsing each distinct `text` once.
+  template <class What>
+  array_metadata parse(std::string_view text, What&& what) {
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = parsed_.find(text); it != parsed_.end()) return it->second;
+    }
+    array_metadata m = parse_metadata(text, what());
+    std::lock_guard lock(mutex_);
+    if (parsed_.size() < max_entries) parsed_.emplace(std::string(text), m);
+    return m;
+  }
+
+ private:
+  static constexpr std::size_t max_entries = 4096;  // bounds memory for items of all-different arrays
+  struct text_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::mutex mutex_;
+  std::unordered_map<std::string, array_metadata, text_hash, std::equal_to<>> parsed_;
+};
+
 /// A zarr v2 or v3 array opened for reading.
 /// \par Thread safety
 /// Immutable after `open`: `read` may be called from several threads at once (cairn drivers are thread-safe).
@@ -43,21 +75,34 @@ class array {
     detail::check_metadata(metadata_, errc::invalid_argument, "array " + cairn::detail::json_quote(name_));
   }
 
-  /// Opens the array whose directory is `store`'s prefix: reads `.zarray`, or else `zarr.json`.
+ private:
+  struct trusted {};
+  // For metadata that `parse_metadata` has already checked.
+  array(kvstore::store store, std::string name, array_metadata m, trusted)
+      : store_(std::move(store)), name_(std::move(name)), metadata_(std::move(m)) {}
+
+ public:
+
+  /// Opens the array whose directory is `store`'s prefix: reads `.zarray`, or else `zarr.json`
+  /// (`zarr.json` first when `prefer_v3`). With a `cache`, metadata documents already parsed through it
+  /// are not parsed again (a model's arrays share a handful of documents).
   /// \throws cairn::error (errc::not_found) naming `name` and both keys if neither exists;
   ///         (errc::corrupted / incompatible_format / unsupported) from `parse_metadata`, naming the key.
-  static array open(kvstore::store store, std::string name) {
-    const std::string label = "array " + cairn::detail::json_quote(name);
-    for (int format : {2, 3}) {
+  static array open(kvstore::store store, std::string name, metadata_cache* cache = nullptr, bool prefer_v3 = false) {
+    for (int format : prefer_v3 ? std::array{3, 2} : std::array{2, 3}) {
       const std::string_view key = metadata_key(format);
       kvstore::read_result r = kvstore::read(store, key);
       if (r.missing()) continue;
-      const std::string what = label + ", key " + cairn::detail::json_quote(store.full_key(key));
-      array_metadata m = parse_metadata(as_chars(r->view()), what);
+      const std::string_view text = as_chars(r->view());
+      auto what = [&] {
+        return "array " + cairn::detail::json_quote(name) + ", key " + cairn::detail::json_quote(store.full_key(key));
+      };
+      array_metadata m = cache ? cache->parse(text, what) : parse_metadata(text, what());
       if (m.zarr_format != format)
-        throw error(errc::corrupted, what + ": holds zarr_format " + std::to_string(m.zarr_format));
-      return array(std::move(store), std::move(name), std::move(m));
+        throw error(errc::corrupted, what() + ": holds zarr_format " + std::to_string(m.zarr_format));
+      return array(std::move(store), std::move(name), std::move(m), trusted{});
     }
+    const std::string label = "array " + cairn::detail::json_quote(name);
     throw error(errc::not_found, label + ": neither " + cairn::detail::json_quote(store.full_key(".zarray")) + " nor " +
                                      cairn::detail::json_quote(store.full_key("zarr.json")) + " exists in " +
                                      store.describe());
@@ -162,9 +207,10 @@ class array {
 /// \throws cairn::error (errc::invalid_argument) if `m` is inconsistent; (errc::type_mismatch /
 ///         shape_mismatch / unsupported) if `whole` is not a host array of `m`'s dtype and shape;
 ///         whatever `put` throws.
+/// \pre `json_text` is `to_json(m)` (passed in so that a writer of many same-shaped arrays serialises
+///      their metadata once).
 template <class Sink>
-void write_array(const array_metadata& m, const array_view& whole, Sink&& put) {
-  const std::string json_text = to_json(m);  // validates m
+void write_array(const array_metadata& m, std::string_view json_text, const array_view& whole, Sink&& put) {
   if (!whole.space().is_host()) throw error(errc::unsupported, "write_array: the array must be in host memory");
   if (whole.type() != m.type)
     throw error(errc::type_mismatch, "write_array: array of " + std::string(name_of(whole.type())) +
@@ -174,9 +220,9 @@ void write_array(const array_metadata& m, const array_view& whole, Sink&& put) {
                                           " for metadata of shape " + to_string(m.shape));
   put(std::string(metadata_key(m.zarr_format)), byte_buffer(as_bytes(json_text)));
 
-  const std::vector<std::byte> fill_element = fill_value_bytes(m);
   const box domain(m.shape);
   byte_buffer staging;
+  std::vector<std::byte> fill_element;
   for_each_chunk(m, domain, [&](std::span<const index_t> k) {
     const box cbox = chunk_box(m, k);
     const box part = intersect(cbox, domain);
@@ -184,7 +230,10 @@ void write_array(const array_metadata& m, const array_view& whole, Sink&& put) {
       put(chunk_key(m, k), encode_chunk(m, whole.sub(cbox)));
       return;
     }
-    if (staging.empty()) staging.resize(chunk_num_bytes(m));
+    if (staging.empty()) {
+      staging.resize(chunk_num_bytes(m));
+      fill_element = fill_value_bytes(m);
+    }
     const mutable_array_view padded(staging.data(), m.type, cairn::shape(m.chunk_shape));
     fill(padded, fill_element);
     std::vector<index_t> to_chunk(cbox.rank());
@@ -192,6 +241,13 @@ void write_array(const array_metadata& m, const array_view& whole, Sink&& put) {
     copy(whole.sub(part), padded.sub(part.translated(to_chunk)));
     put(chunk_key(m, k), encode_chunk(m, padded));
   });
+}
+
+/// `write_array` with the metadata serialised here.
+template <class Sink>
+void write_array(const array_metadata& m, const array_view& whole, Sink&& put) {
+  const std::string json_text = to_json(m);  // validates m
+  write_array(m, json_text, whole, std::forward<Sink>(put));
 }
 
 }  // namespace cairn::zarr
