@@ -49,6 +49,7 @@ const std::vector<command>& commands() {
     std::vector<command> t{{"version", "version", "print the cairn version", cmd_version}};
     for (auto& c : cairn_cli::checkpoint_commands()) t.push_back(std::move(c));
     for (auto& c : cairn_cli::kv_commands()) t.push_back(std::move(c));
+    for (auto& c : cairn_cli::sharding_commands()) t.push_back(std::move(c));
     return t;
   }();
   return table;

@@ -19,6 +19,7 @@
 #include <cairn/json/reader.hpp>
 #include <cairn/json/value.hpp>
 #include <cairn/json/writer.hpp>
+#include <cairn/sharding/named_sharding.hpp>
 
 namespace cairn {
 
@@ -129,6 +130,92 @@ inline json::value single_device_named_sharding() {
                               {"axis_names", json::value::array({"x"})},
                               {"partition_spec", json::value::array()},
                               {"device_mesh", json::value::object({{"mesh", json::value::array({device})}})}});
+}
+
+/// The NamedSharding JSON Orbax records for `s` (Python `json.dumps` layout, Orbax's key order).
+inline std::string sharding_json(const named_sharding& s) {
+  json::writer w({.spaced = true});
+  w.begin_object().key("sharding_type").value("NamedSharding").key("shape").begin_array();
+  for (const auto& a : s.mesh().axes()) w.value(a.size);
+  w.end_array().key("axis_names").begin_array();
+  for (const auto& a : s.mesh().axes()) w.value(a.name);
+  w.end_array().key("partition_spec").begin_array();
+  for (const auto& d : s.spec().dims()) {
+    if (d.empty()) w.value(nullptr);
+    else if (d.size() == 1) w.value(d[0]);
+    else {
+      w.begin_array();
+      for (const auto& a : d) w.value(a);
+      w.end_array();
+    }
+  }
+  w.end_array().key("device_mesh").begin_object().key("mesh");
+  // Nested lists in the mesh's shape, ids row-major.
+  const auto& axes = s.mesh().axes();
+  const auto& ids = s.mesh().device_ids();
+  std::size_t next = 0;
+  auto nest = [&](auto&& self, std::size_t level) -> void {
+    w.begin_array();
+    for (index_t i = 0; i < axes[level].size; ++i) {
+      if (level + 1 == axes.size()) w.begin_object().key("id").value(ids[next++]).end_object();
+      else self(self, level + 1);
+    }
+    w.end_array();
+  };
+  nest(nest, 0);
+  return w.end_object().end_object().take();
+}
+
+/// Reads a sharding recorded in `_sharding`: NamedSharding (mesh ids from `device_mesh`, else row-major)
+/// or SingleDeviceSharding (a one-device mesh holding the device's number).
+/// \throws cairn::error (errc::unsupported) for other sharding types; (errc::corrupted) naming `what`
+///         for malformed entries; (errc::invalid_sharding) if the spec does not fit the mesh.
+inline named_sharding parse_sharding_json(const json::value& v, std::string_view what) {
+  const std::string w(what);
+  const std::string& type = v.at("sharding_type", w).as_string(w + " sharding_type");
+  if (type == "SingleDeviceSharding") {
+    int id = 0;
+    if (const auto* d = v.find("device_str"); d && d->is_string()) {
+      const std::string& ds = d->as_string();
+      std::size_t i = ds.size();
+      while (i > 0 && ds[i - 1] >= '0' && ds[i - 1] <= '9') --i;
+      if (i < ds.size() && ds.size() - i < 9) id = std::stoi(ds.substr(i));
+    }
+    return named_sharding(device_mesh({{"x", 1}}, {id}), partition_spec());
+  }
+  if (type != "NamedSharding")
+    throw error(errc::unsupported, w + ": sharding type \"" + type + "\" (cairn reads NamedSharding and SingleDeviceSharding)");
+  std::vector<mesh_axis> axes;
+  const auto& sizes = v.at("shape", w).as_array(w + " shape");
+  const auto& names = v.at("axis_names", w).as_array(w + " axis_names");
+  if (sizes.size() != names.size())
+    throw error(errc::corrupted, w + ": " + std::to_string(sizes.size()) + " mesh sizes for " + std::to_string(names.size()) + " axis names");
+  for (std::size_t i = 0; i < sizes.size(); ++i) axes.push_back({names[i].as_string(w + " axis_names"), sizes[i].as_int64(w + " shape")});
+  std::vector<dim_axes> dims;
+  if (const auto* ps = v.find("partition_spec"); ps && !ps->is_null())
+    for (const auto& d : ps->as_array(w + " partition_spec")) {
+      if (d.is_null()) dims.emplace_back();
+      else if (d.is_string()) dims.push_back({d.as_string()});
+      else {
+        dim_axes a;
+        for (const auto& x : d.as_array(w + " partition_spec")) a.push_back(x.as_string(w + " partition_spec"));
+        dims.push_back(std::move(a));
+      }
+    }
+  std::vector<int> ids;
+  if (const auto* dm = v.find("device_mesh"); dm && dm->is_object())
+    if (const auto* m = dm->find("mesh")) {
+      auto flat = [&](auto&& self, const json::value& x) -> void {
+        if (x.is_array()) {
+          for (const auto& y : x.as_array()) self(self, y);
+        } else {
+          ids.push_back(static_cast<int>(x.at("id", w + " device_mesh").as_int64(w + " device id")));
+        }
+      };
+      flat(flat, *m);
+    }
+  device_mesh mesh = ids.empty() ? device_mesh(std::move(axes)) : device_mesh(std::move(axes), std::move(ids));
+  return named_sharding(std::move(mesh), partition_spec(std::move(dims)));
 }
 
 /// `_strings.json`: param name → string leaf. Names are JSON pointers, so `a/b` nests; cairn never

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,9 @@
 #include <cairn/core/error.hpp>
 #include <cairn/core/key_path.hpp>
 #include <cairn/kvstore/file.hpp>
+#include <cairn/sharding/chunk_grid.hpp>
+#include <cairn/sharding/reshard_plan.hpp>
+#include <cairn/sharding/sharded_array.hpp>
 #include <cairn/ocdbt/reader.hpp>
 #include <cairn/ocdbt/writer.hpp>
 #include <cairn/tree/dynamic_tree.hpp>
@@ -43,6 +47,8 @@ struct pytree_save_options {
   bool checksums = true;
   /// Arrays above this many bytes are split into several chunks (Orbax: the 2 GiB data file size).
   std::uint64_t max_chunk_bytes = std::uint64_t{2} << 30;
+  /// A sharded array's replica-0 shards must cover it (false only where other processes write the rest).
+  bool require_complete_shards = true;
 };
 
 /// What `describe_item` reports per leaf, without reading array data.
@@ -247,6 +253,68 @@ class pytree_item {
     return out;
   }
 
+  /// Reads an array onto `target` for `devices` (empty: every device of its mesh): each device gets
+  /// exactly its box; only the chunks intersecting those boxes are read, each once, and one chunk buffer
+  /// is live at a time (none when a chunk is exactly a device's box: it is decoded in place).
+  /// \throws cairn::error (errc::invalid_sharding) if `target` does not fit the array; errors naming the
+  ///         chunk as `read_array`.
+  static sharded_array read_sharded(const zarr::array& a, const named_sharding& target, const std::vector<int>& devices = {},
+                                    bool missing_chunk_is_error = true) {
+    const auto& md = a.metadata();
+    const reshard_plan plan = plan_reshard(chunk_grid(md.shape, md.chunk_shape), target, md.shape, md.type, devices);
+    return read_planned(a, plan, missing_chunk_is_error);
+  }
+  /// Carries out `plan` (made for `a`'s chunk grid): see `read_sharded`.
+  static sharded_array read_planned(const zarr::array& a, const reshard_plan& plan, bool missing_chunk_is_error = true) {
+    const auto& md = a.metadata();
+    std::vector<sharded_array::local_shard> out;
+    out.reserve(plan.targets.size());
+    for (const auto& t : plan.targets) out.push_back({t, host_array::uninitialized(md.type, t.box.shape())});
+    auto local = [&](const shard& t) -> sharded_array::local_shard& {
+      for (auto& o : out)
+        if (o.shard.device == t.device) return o;
+      throw error(errc::invalid_argument, "reshard plan: target " + to_string(t) + " is not among its targets");
+    };
+    auto offset = [](const box& b) {
+      std::vector<index_t> v(b.rank());
+      for (std::size_t i = 0; i < v.size(); ++i) v[i] = -b.origin(i);
+      return v;
+    };
+    zarr::read_options ro;
+    ro.missing_chunk_is_error = missing_chunk_is_error;
+    host_array staging;
+    for (std::size_t i = 0; i < plan.ops.size();) {
+      std::size_t j = i;
+      while (j < plan.ops.size() && plan.ops[j].chunk == plan.ops[i].chunk) ++j;
+      const box& src = plan.ops[i].source;
+      // Decode straight into a device buffer that is exactly this chunk, else into the staging buffer.
+      const array_view* from = nullptr;
+      array_view direct;
+      for (std::size_t k = i; k < j && !from; ++k)
+        if (plan.ops[k].region == src && plan.ops[k].target.box == src) {
+          auto& dst = local(plan.ops[k].target).data;
+          a.read(src, dst.mutable_view(), ro);
+          direct = dst.view();
+          from = &direct;
+        }
+      if (!from) {
+        if (staging.shape() != src.shape()) staging = host_array::uninitialized(md.type, src.shape());
+        a.read(src, staging.mutable_view(), ro);
+        direct = staging.view();
+        from = &direct;
+      }
+      const auto to_src = offset(src);
+      for (std::size_t k = i; k < j; ++k) {
+        const copy_op& op = plan.ops[k];
+        auto& dst = local(op.target);
+        if (from->data() == dst.data.view().data()) continue;
+        copy(from->sub(op.region.translated(to_src)), dst.data.mutable_view().sub(op.region.translated(offset(op.target.box))));
+      }
+      i = j;
+    }
+    return sharded_array(md.type, md.shape, plan.target, std::move(out));
+  }
+
  private:
   bool needs_arrays() const {
     if (!metadata_) return true;
@@ -310,6 +378,8 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
   std::map<std::string, std::string> strings;
   std::vector<std::pair<std::string, std::string_view>> shardings;  // param → sharding text
   const std::string single_device = json::to_string(single_device_named_sharding(), {.spaced = true});
+  std::deque<std::string> sharding_texts;  // stable addresses for the views in `shardings`
+  named_sharding last_sharding;
   std::vector<array_metadata_entry> array_metas;
   std::unordered_map<std::string, std::size_t> names;  // param name → its entry, to reject collisions
   auto files = kvstore::open_file(dir, o.fsync);
@@ -369,6 +439,39 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
           shardings.emplace_back(param, single_device);
           array_metas.push_back({param, chunk, chunk, json::value(nullptr)});
         }
+        break;
+      }
+      case dynamic_tree::kind::sharded: {
+        const sharded_array& a = leaf.as_sharded();
+        if (a.empty() || a.placement_only())
+          throw error(errc::invalid_argument, "leaf \"" + param + "\": a sharded_array without data cannot be saved");
+        // One chunk per shard (the grid of the sharding), split further only beyond max_chunk_bytes.
+        const chunk_grid grid = shard_grid(a.sharding(), a.shape());
+        const auto chunk = detail::choose_chunk_shape(shape(grid.chunk_shape()), size_of(a.type()), o.max_chunk_bytes);
+        auto md = zarr::orbax_metadata(o.zarr_format, a.type(), a.shape(), chunk, o.compress);
+        md.frame_checksums = o.checksums;
+        const std::string text = zarr::to_json(md);
+        auto put_value = [&](const std::string& key, const byte_buffer& bytes) {
+          database().put(detail::array_key(param, key), bytes.view());
+        };
+        put_value(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(text)));
+        index_t written = 0;
+        for (const auto& s : a.shards()) {
+          if (s.shard.replica != 0 || s.shard.box.empty()) continue;
+          zarr::write_chunks(md, s.shard.box, s.data.view(), put_value);
+          written += s.shard.box.num_elements();
+        }
+        if (o.require_complete_shards && written != a.shape().num_elements())
+          throw error(errc::not_found, "leaf \"" + param + "\" " + to_string(a.sharding(), a.type(), a.shape()) + ": the replica-0 shards hold " +
+                                           std::to_string(written) + " of " + std::to_string(a.shape().num_elements()) + " elements");
+        e.value_type = std::string(value_type::jax_array);
+        e.write_shape = grid.chunk_shape();
+        if (sharding_texts.empty() || last_sharding != a.sharding()) {
+          sharding_texts.push_back(sharding_json(a.sharding()));
+          last_sharding = a.sharding();
+        }
+        shardings.emplace_back(param, sharding_texts.back());
+        array_metas.push_back({param, grid.chunk_shape(), chunk, json::value(nullptr)});
         break;
       }
       case dynamic_tree::kind::scalar: {

@@ -25,6 +25,7 @@
 #include <cairn/checkpoint/pytree_item.hpp>
 #include <cairn/core/convert.hpp>
 #include <cairn/handlers/leaf_handler.hpp>
+#include <cairn/handlers/shard_adapter.hpp>
 #include <cairn/handlers/walk.hpp>
 #include <cairn/tree/dynamic_tree.hpp>
 
@@ -62,6 +63,12 @@ struct stage_visitor {
     if (cast && *cast && staged.type() == dynamic_tree::kind::array) {
       if (auto to = (*cast)(param_name(path), staged.as_array().type()); to && *to != staged.as_array().type())
         staged = convert(staged.as_array().view(), *to);
+    } else if (cast && *cast && staged.type() == dynamic_tree::kind::sharded) {
+      sharded_array& a = staged.as_sharded();
+      if (auto to = (*cast)(param_name(path), a.type()); to && *to != a.type()) {
+        for (auto& sh : a.shards()) sh.data = convert(sh.data.view(), *to);
+        staged = sharded_array(*to, a.shape(), a.sharding(), std::move(a.shards()));
+      }
     }
     place(path, std::move(staged));
   }
@@ -127,6 +134,9 @@ struct restore_options {
   /// Regex rules `{pattern, replacement}` applied to target parameter names (the first that matches
   /// wins), like Orbax transforms.
   std::vector<std::pair<std::string, std::string>> rules;
+  /// Devices available to sharded leaves restored with their saved sharding (ids 0..n-1; unset: any).
+  /// A saved mesh using other ids is an error that asks for a target sharding.
+  std::optional<int> device_count;
 };
 
 /// What a restore did.
@@ -221,6 +231,35 @@ inline std::filesystem::path resolve_item_dir(const std::filesystem::path& path,
   return dir;
 }
 
+// The placement of a sharded leaf: the target's, else the saved one if the devices allow it.
+inline sharded_array read_sharded_leaf(const pytree_item& item, const std::string& param, const zarr::array& a,
+                                       const leaf_expectation& want, std::optional<int> device_count, bool strict_chunks,
+                                       bool cast) {
+  const std::string where = item.name() + ", leaf \"" + param + "\"";
+  named_sharding target;
+  if (want.sharding) {
+    target = *want.sharding;
+  } else {
+    auto it = item.shardings().find(param);
+    if (it == item.shardings().end())
+      throw error(errc::not_found, where + ": the target has no sharding and _sharding records none for it; restore into "
+                                           "cairn::sharded_array::placed(sharding)");
+    target = parse_sharding_json(it->second, where + ", _sharding");
+    if (device_count)
+      for (int id : target.mesh().device_ids())
+        if (id >= *device_count)
+          throw error(errc::invalid_sharding, where + ": the saved sharding " + to_string(target, a.type(), a.shape()) +
+                                                  " uses device " + std::to_string(id) + ", but restore_options::device_count is " +
+                                                  std::to_string(*device_count) +
+                                                  "; restore into cairn::sharded_array::placed(sharding) with a mesh of these devices");
+  }
+  sharded_array out = pytree_item::read_sharded(a, target, want.devices, strict_chunks);
+  if (cast && want.type)
+    for (auto& sh : out.shards()) sh.data = convert(sh.data.view(), *want.type);
+  if (cast && want.type) return sharded_array(*want.type, out.shape(), out.sharding(), std::move(out.shards()));
+  return out;
+}
+
 inline bool is_array_type(std::string_view t) { return t == value_type::jax_array || t == value_type::np_ndarray; }
 }  // namespace detail
 
@@ -293,6 +332,14 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       if (t.expect.shape && md.shape != *t.expect.shape)
         shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk + ", target " +
                                  std::string(info(t.expect.type.value_or(md.type)).short_name) + to_string(*t.expect.shape));
+      if (t.expect.sharding) {
+        try {
+          (void)t.expect.sharding->shard_shape(md.shape);
+        } catch (const error& e) {
+          shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk + ", target sharding " +
+                                   to_string(*t.expect.sharding) + ": " + e.what());
+        }
+      }
       if (t.expect.type && md.type != *t.expect.type) {
         if (o.cast && convertible(md.type, *t.expect.type)) pe.cast = true;
         else
@@ -336,6 +383,11 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       if (it == item.strings().end())
         throw error(errc::not_found, item.name() + ", leaf \"" + p.saved + "\": no entry in _strings.json");
       staged.emplace_back(it->second);
+      continue;
+    }
+    if (want.sharded) {
+      staged.emplace_back(detail::read_sharded_leaf(item, p.saved, *p.array, want, o.device_count, strict_chunks, p.cast));
+      if (p.cast) report.cast.push_back(p.leaf->name);
       continue;
     }
     host_array a = pytree_item::read_array(*p.array, strict_chunks);

@@ -6,7 +6,8 @@
 ///  * `cairn::leaf_handler<T>` — a specialisation with a stable `type_name` and two phases: `stage` on
 ///    the caller's thread copies what must survive the caller changing the value (the result is a
 ///    storable leaf, written later, possibly on a pool), and `restore` reads the stored leaf into `T`.
-/// Built in: host arrays, arithmetic scalars (incl. bfloat16/float16), std::string, JSON values.
+/// Built in: host arrays, sharded arrays, arithmetic scalars (incl. bfloat16/float16), std::string,
+/// JSON values. Engine tensors sharded over devices plug in through `shard_adapter` (shard_adapter.hpp).
 #pragma once
 
 #include <concepts>
@@ -15,11 +16,14 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <cairn/core/array.hpp>
 #include <cairn/core/dtype.hpp>
 #include <cairn/core/error.hpp>
 #include <cairn/json/value.hpp>
+#include <cairn/sharding/named_sharding.hpp>
+#include <cairn/sharding/sharded_array.hpp>
 #include <cairn/tree/dynamic_tree.hpp>
 
 namespace cairn {
@@ -29,6 +33,10 @@ struct leaf_expectation {
   std::string_view value_type;          ///< Orbax value type: "jax.Array"/"np.ndarray" (any array), "scalar", "string"
   std::optional<dtype> type;            ///< nullopt: any dtype
   std::optional<cairn::shape> shape;    ///< nullopt: any shape
+  /// Restore into per-device buffers (a `sharded_array`) instead of one whole host array.
+  bool sharded = false;
+  std::optional<named_sharding> sharding{};  ///< the target placement; nullopt: the saved one
+  std::vector<int> devices{};                ///< devices to fill (empty: every device of the mesh)
 };
 
 /// The handler of leaf type T. The primary template is disabled: a type is a leaf exactly when this
@@ -63,6 +71,38 @@ struct leaf_handler<host_array> {
     return {"array", a.type(), a.shape()};
   }
   static void restore(host_array& a, dynamic_tree&& stored) { a = std::move(stored.as_array()); }
+};
+
+/// Sharded arrays (the host backend's devices): stored as one `jax.Array` with its `_sharding`, each
+/// distinct shard written once. A restore fills exactly the target's devices with their boxes; an empty
+/// target takes the saved dtype, shape and sharding; a `placed` one only fixes the sharding.
+template <>
+struct leaf_handler<sharded_array> {
+  static constexpr std::string_view type_name = "cairn.sharded_array/v1";
+  /// Copies the replica-0 shards (the ones written).
+  /// \throws cairn::error (errc::invalid_argument) for an array without data (an empty or `placed` target).
+  static dynamic_tree stage(const sharded_array& a) {
+    if (a.empty() || a.placement_only())
+      throw error(errc::invalid_argument, "a sharded_array without data (a restore target) cannot be saved");
+    std::vector<sharded_array::local_shard> keep;
+    for (const auto& s : a.shards())
+      if (s.shard.replica == 0) keep.push_back(s);
+    return sharded_array(a.type(), a.shape(), a.sharding(), std::move(keep));
+  }
+  static leaf_expectation expect(const sharded_array& a) {
+    leaf_expectation e{"array", std::nullopt, std::nullopt, true, std::nullopt, {}};
+    if (a.empty()) return e;
+    e.sharding = a.sharding();
+    if (a.placement_only()) {
+      e.devices = a.placed_devices();
+      return e;
+    }
+    e.type = a.type();
+    e.shape = a.shape();
+    for (const auto& s : a.shards()) e.devices.push_back(s.shard.device);
+    return e;
+  }
+  static void restore(sharded_array& a, dynamic_tree&& stored) { a = std::move(stored.as_sharded()); }
 };
 
 /// Arithmetic scalars: Orbax `scalar` leaves (rank-0 arrays of the value's dtype).

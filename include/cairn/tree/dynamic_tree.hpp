@@ -3,8 +3,8 @@
 /// `dynamic_tree`: a tree whose shape is known only at run time — what `cairn::load` returns for a
 /// checkpoint nobody described in C++ types, and what `cairn::save` writes as an Orbax PyTree.
 /// Nodes are maps (string keys, sorted as Orbax restores dicts) and lists; leaves are host arrays,
-/// scalars (Orbax `scalar`: a rank-0 value of any dtype), strings, JSON values (JSON items) and the
-/// empty nodes `{}`, `[]`, `()` and `None`.
+/// scalars (Orbax `scalar`: a rank-0 value of any dtype), strings, JSON values (JSON items), sharded
+/// arrays (host shards by device) and the empty nodes `{}`, `[]`, `()` and `None`.
 #pragma once
 
 #include <array>
@@ -24,6 +24,7 @@
 #include <cairn/core/error.hpp>
 #include <cairn/core/key_path.hpp>
 #include <cairn/json/value.hpp>
+#include <cairn/sharding/sharded_array.hpp>
 
 namespace cairn {
 
@@ -97,7 +98,7 @@ class dynamic_tree {
  public:
   using map_type = std::map<std::string, dynamic_tree, std::less<>>;
   using list_type = std::vector<dynamic_tree>;
-  enum class kind { map, list, array, scalar, string, json, empty };
+  enum class kind { map, list, array, scalar, string, json, empty, sharded };
 
   /// An empty map.
   dynamic_tree() : value_(map_type{}) {}
@@ -109,6 +110,7 @@ class dynamic_tree {
   dynamic_tree(const char* s) : value_(std::string(s)) {}         // NOLINT
   dynamic_tree(json::value v) : value_(std::move(v)) {}           // NOLINT
   dynamic_tree(empty_node e) : value_(e) {}                       // NOLINT
+  dynamic_tree(sharded_array a) : value_(std::move(a)) {}         // NOLINT
   /// A map from `{key, subtree}` pairs.
   static dynamic_tree map(std::initializer_list<std::pair<const std::string, dynamic_tree>> items) {
     return dynamic_tree(map_type(items));
@@ -131,6 +133,8 @@ class dynamic_tree {
   const std::string& as_string() const { return get<std::string>("string"); }
   const json::value& as_json() const { return get<json::value>("json value"); }
   empty_node as_empty() const { return get<empty_node>("empty node"); }
+  const sharded_array& as_sharded() const { return get<sharded_array>("sharded array"); }
+  sharded_array& as_sharded() { return get<sharded_array>("sharded array"); }
 
   /// The child at `k` (map key or list index).
   /// \throws cairn::error (errc::not_found) if there is none.
@@ -196,7 +200,7 @@ class dynamic_tree {
     }
   }
 
-  std::variant<map_type, list_type, host_array, cairn::scalar, std::string, json::value, empty_node> value_;
+  std::variant<map_type, list_type, host_array, cairn::scalar, std::string, json::value, empty_node, sharded_array> value_;
 };
 
 }  // namespace cairn

@@ -200,6 +200,44 @@ class array {
   array_metadata metadata_;
 };
 
+/// Writes the chunks of `region` (a union of whole grid chunks, clipped at the array's edge, e.g. one
+/// shard of a sharding whose shards are the grid) from `data`, a host view of `region`'s shape; edge
+/// chunks are padded with the fill value. Calls `put(key, bytes)` as `write_array` does.
+/// \throws cairn::error (errc::invalid_argument) if `region` cuts a chunk or leaves the array;
+///         (errc::type_mismatch / shape_mismatch) if `data` does not match; whatever `put` throws.
+template <class Sink>
+void write_chunks(const array_metadata& m, const box& region, const array_view& data, Sink&& put) {
+  const box domain(m.shape);
+  if (intersect(region, domain) != region || data.shape() != region.shape() || data.type() != m.type)
+    throw error(errc::invalid_argument, "write_chunks: region " + to_string(region) + " of an array " + to_string(m.shape) +
+                                            " with a view of " + std::string(name_of(data.type())) + to_string(data.shape()));
+  if (region.empty() && m.shape.rank() > 0) return;
+  byte_buffer staging;
+  std::vector<std::byte> fill_element;
+  std::vector<index_t> to_region(region.rank());
+  for (std::size_t i = 0; i < to_region.size(); ++i) to_region[i] = -region.origin(i);
+  for_each_chunk(m, region, [&](std::span<const index_t> k) {
+    const box cbox = chunk_box(m, k);
+    const box part = intersect(cbox, domain);
+    if (intersect(part, region) != part)
+      throw error(errc::invalid_argument, "write_chunks: region " + to_string(region) + " cuts chunk " + to_string(cbox));
+    if (part == cbox) {
+      put(chunk_key(m, k), encode_chunk(m, data.sub(cbox.translated(to_region))));
+      return;
+    }
+    if (staging.empty()) {
+      staging.resize(chunk_num_bytes(m));
+      fill_element = fill_value_bytes(m);
+    }
+    const mutable_array_view padded(staging.data(), m.type, cairn::shape(m.chunk_shape));
+    fill(padded, fill_element);
+    std::vector<index_t> to_chunk(cbox.rank());
+    for (std::size_t i = 0; i < to_chunk.size(); ++i) to_chunk[i] = -cbox.origin(i);
+    copy(data.sub(part.translated(to_region)), padded.sub(part.translated(to_chunk)));
+    put(chunk_key(m, k), encode_chunk(m, padded));
+  });
+}
+
 /// Writes the array `whole` as zarr: calls `put(std::string key, byte_buffer bytes)` once for the metadata
 /// key (`.zarray` / `zarr.json`, bytes of `to_json(m)`), then once per chunk in C order of the grid — every
 /// chunk, all-zero ones included — with edge chunks padded with the fill value. Keys are relative to the
@@ -220,27 +258,7 @@ void write_array(const array_metadata& m, std::string_view json_text, const arra
                                           " for metadata of shape " + to_string(m.shape));
   put(std::string(metadata_key(m.zarr_format)), byte_buffer(as_bytes(json_text)));
 
-  const box domain(m.shape);
-  byte_buffer staging;
-  std::vector<std::byte> fill_element;
-  for_each_chunk(m, domain, [&](std::span<const index_t> k) {
-    const box cbox = chunk_box(m, k);
-    const box part = intersect(cbox, domain);
-    if (part == cbox) {
-      put(chunk_key(m, k), encode_chunk(m, whole.sub(cbox)));
-      return;
-    }
-    if (staging.empty()) {
-      staging.resize(chunk_num_bytes(m));
-      fill_element = fill_value_bytes(m);
-    }
-    const mutable_array_view padded(staging.data(), m.type, cairn::shape(m.chunk_shape));
-    fill(padded, fill_element);
-    std::vector<index_t> to_chunk(cbox.rank());
-    for (std::size_t i = 0; i < to_chunk.size(); ++i) to_chunk[i] = -cbox.origin(i);
-    copy(whole.sub(part), padded.sub(part.translated(to_chunk)));
-    put(chunk_key(m, k), encode_chunk(m, padded));
-  });
+  write_chunks(m, box(m.shape), whole, std::forward<Sink>(put));
 }
 
 /// `write_array` with the metadata serialised here.

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+/// \file
+/// `shard_adapter<T>`: how an engine's own distributed tensor — one buffer per local device plus its
+/// box — is saved and restored in place, without first copying it into a cairn type. Specialise it with:
+///
+/// ```cpp
+/// template <> struct cairn::shard_adapter<my_tensor> {
+///   static cairn::dtype type(const my_tensor&);
+///   static cairn::shape global_shape(const my_tensor&);
+///   static cairn::named_sharding sharding(const my_tensor&);
+///   static std::size_t local_count(const my_tensor&);                  // local buffers
+///   static cairn::shard local_shard(const my_tensor&, std::size_t i);  // device, box, replica
+///   // Either views of host memory ...
+///   static cairn::array_view view(const my_tensor&, std::size_t i);
+///   static cairn::mutable_array_view mutable_view(my_tensor&, std::size_t i);
+///   // ... or copies for device memory (e.g. through cairn::cuda's staging pool):
+///   static void copy_to_host(const my_tensor&, std::size_t i, const cairn::mutable_array_view& host);
+///   static void copy_from_host(my_tensor&, std::size_t i, const cairn::array_view& host);
+/// };
+/// ```
+/// A save copies the replica-0 buffers to host on the caller's thread (the staging copy that lets
+/// training continue); a restore reads exactly each local buffer's box and copies it in.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <cairn/core/array.hpp>
+#include <cairn/core/error.hpp>
+#include <cairn/handlers/leaf_handler.hpp>
+#include <cairn/sharding/named_sharding.hpp>
+#include <cairn/sharding/sharded_array.hpp>
+
+namespace cairn {
+
+/// Describes an engine tensor's shards; see the file comment. The primary template is disabled.
+template <class T>
+struct shard_adapter {
+  shard_adapter() = delete;
+};
+
+namespace detail {
+template <class T>
+concept has_shard_adapter = requires(const T& c, std::size_t i) {
+  { shard_adapter<T>::type(c) } -> std::convertible_to<dtype>;
+  { shard_adapter<T>::global_shape(c) } -> std::convertible_to<shape>;
+  { shard_adapter<T>::sharding(c) } -> std::convertible_to<named_sharding>;
+  { shard_adapter<T>::local_count(c) } -> std::convertible_to<std::size_t>;
+  { shard_adapter<T>::local_shard(c, i) } -> std::convertible_to<shard>;
+};
+template <class T>
+void adapter_to_host(const T& t, std::size_t i, const mutable_array_view& host) {
+  if constexpr (requires { shard_adapter<T>::copy_to_host(t, i, host); }) shard_adapter<T>::copy_to_host(t, i, host);
+  else copy(shard_adapter<T>::view(t, i), host);
+}
+template <class T>
+void adapter_from_host(T& t, std::size_t i, const array_view& host) {
+  if constexpr (requires { shard_adapter<T>::copy_from_host(t, i, host); }) shard_adapter<T>::copy_from_host(t, i, host);
+  else copy(host, shard_adapter<T>::mutable_view(t, i));
+}
+}  // namespace detail
+
+/// Engine tensors with a `shard_adapter` are leaves stored like `sharded_array`.
+template <class T>
+  requires detail::has_shard_adapter<T>
+struct leaf_handler<T> {
+  static constexpr std::string_view type_name = "cairn.sharded_array/v1";
+  using A = shard_adapter<T>;
+  static dynamic_tree stage(const T& t) {
+    std::vector<sharded_array::local_shard> keep;
+    for (std::size_t i = 0; i < A::local_count(t); ++i) {
+      shard s = A::local_shard(t, i);
+      if (s.replica != 0) continue;
+      host_array h = host_array::uninitialized(A::type(t), s.box.shape());
+      detail::adapter_to_host(t, i, h.mutable_view());
+      keep.push_back({std::move(s), std::move(h)});
+    }
+    return sharded_array(A::type(t), A::global_shape(t), A::sharding(t), std::move(keep));
+  }
+  static leaf_expectation expect(const T& t) {
+    leaf_expectation e{"array", A::type(t), A::global_shape(t), true, A::sharding(t), {}};
+    for (std::size_t i = 0; i < A::local_count(t); ++i) e.devices.push_back(A::local_shard(t, i).device);
+    return e;
+  }
+  /// \throws cairn::error (errc::not_found) if the restored data lacks a device of `t`.
+  static void restore(T& t, dynamic_tree&& stored) {
+    const sharded_array& a = stored.as_sharded();
+    for (std::size_t i = 0; i < A::local_count(t); ++i) {
+      const shard s = A::local_shard(t, i);
+      const auto* got = a.on_device(s.device);
+      if (!got || got->shard.box != s.box)
+        throw error(errc::not_found, "no restored data for shard " + to_string(s));
+      detail::adapter_from_host(t, i, got->data.view());
+    }
+  }
+};
+
+}  // namespace cairn
