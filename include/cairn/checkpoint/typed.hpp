@@ -25,7 +25,7 @@
 #include <cairn/checkpoint/pytree_item.hpp>
 #include <cairn/core/convert.hpp>
 #include <cairn/handlers/leaf_handler.hpp>
-#include <cairn/handlers/shard_adapter.hpp>
+#include <cairn/handlers/sharded_leaf.hpp>
 #include <cairn/handlers/walk.hpp>
 #include <cairn/tree/dynamic_tree.hpp>
 
@@ -200,16 +200,19 @@ struct restore_visitor {
   void node(const key_path& path, T& n) {
     using U = std::remove_const_t<T>;
     if constexpr (detail::is_std_map<U>::value) {
-      if (n.empty())  // an empty map takes the keys saved under it
-        for (const auto& k : saved_children(path))
-          if (k.is_name()) n.emplace(k.name(), typename U::mapped_type{});
+      // An empty map takes the keys saved under it (when its values can be made without arguments).
+      if constexpr (std::is_default_constructible_v<typename U::mapped_type>)
+        if (n.empty())
+          for (const auto& k : saved_children(path))
+            if (k.is_name()) n.emplace(k.name(), typename U::mapped_type{});
     } else if constexpr (detail::is_std_vector<U>::value) {
-      if (n.empty()) {
-        std::size_t count = 0;
-        for (const auto& k : saved_children(path))
-          if (k.is_index()) count = std::max(count, static_cast<std::size_t>(k.index()) + 1);
-        n.resize(count);
-      }
+      if constexpr (std::is_default_constructible_v<typename U::value_type>)
+        if (n.empty()) {
+          std::size_t count = 0;
+          for (const auto& k : saved_children(path))
+            if (k.is_index()) count = std::max(count, static_cast<std::size_t>(k.index()) + 1);
+          n.resize(count);
+        }
     } else if constexpr (requires(std::span<const key> keys) { tree_traits<U>::prepare(n, keys); }) {
       auto keys = saved_children(path);
       tree_traits<U>::prepare(n, std::span<const key>(keys));

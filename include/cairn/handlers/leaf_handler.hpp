@@ -7,7 +7,7 @@
 ///    the caller's thread copies what must survive the caller changing the value (the result is a
 ///    storable leaf, written later, possibly on a pool), and `restore` reads the stored leaf into `T`.
 /// Built in: host arrays, sharded arrays, arithmetic scalars (incl. bfloat16/float16), std::string,
-/// JSON values. Engine tensors sharded over devices plug in through `shard_adapter` (shard_adapter.hpp).
+/// JSON values. Engine tensors sharded over devices plug in through `shard_adapter` (sharded_leaf.hpp).
 #pragma once
 
 #include <concepts>

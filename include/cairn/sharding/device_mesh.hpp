@@ -18,6 +18,9 @@
 
 namespace cairn {
 
+class device_mesh;
+inline std::string to_string(const device_mesh& m);
+
 /// One named axis of a mesh.
 struct mesh_axis {
   std::string name;
@@ -108,19 +111,20 @@ class device_mesh {
         if (axes_[j].name == a.name) throw error(errc::invalid_sharding, "mesh axis \"" + a.name + "\" appears twice");
     }
   }
-  friend std::string to_string(const device_mesh& m) {
-    std::string s = m.describe_axes();
-    if (m.default_ids()) return s;
-    s.pop_back();
-    s += " ids ";
-    for (std::size_t i = 0; i < m.ids_.size(); ++i) s += (i ? "," : "") + std::to_string(m.ids_[i]);
-    return s + "}";
-  }
-
   std::vector<mesh_axis> axes_;
   std::vector<int> ids_;
 };
 
+/// `{data:2, model:2}`, with ` ids ...` before the brace when the ids are not row-major 0..n-1.
+inline std::string to_string(const device_mesh& m) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < m.axes().size(); ++i) s += (i ? ", " : "") + m.axes()[i].name + ":" + std::to_string(m.axes()[i].size);
+  if (!m.default_ids()) {
+    s += " ids ";
+    for (std::size_t i = 0; i < m.device_ids().size(); ++i) s += (i ? "," : "") + std::to_string(m.device_ids()[i]);
+  }
+  return s + "}";
+}
 inline std::ostream& operator<<(std::ostream& os, const device_mesh& m) { return os << to_string(m); }
 
 namespace detail {

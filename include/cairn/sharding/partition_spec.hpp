@@ -15,6 +15,9 @@
 
 namespace cairn {
 
+class partition_spec;
+inline std::string to_string(const partition_spec& p);
+
 /// Marks a replicated dimension in a `partition_spec` initializer: `partition_spec{"data", replicated}`.
 struct replicated_t {
   explicit constexpr replicated_t() = default;
@@ -70,16 +73,6 @@ class partition_spec {
       if (a[i] != b[i]) return false;
     return true;
   }
-  friend std::string to_string(const partition_spec& p) {
-    std::string s = "P(";
-    for (std::size_t i = 0; i < p.dims_.size(); ++i) {
-      if (i) s += ", ";
-      if (p.dims_[i].empty()) s += '-';
-      for (std::size_t j = 0; j < p.dims_[i].size(); ++j) s += (j ? "+" : "") + p.dims_[i][j];
-    }
-    return s + ")";
-  }
-
  private:
   static dim_axes entry(replicated_t) { return {}; }
   static dim_axes entry(const char* a) { return {a}; }
@@ -90,6 +83,16 @@ class partition_spec {
   std::vector<dim_axes> dims_;
 };
 
+/// `P(data, -)`; several axes on one dimension `P(data+model, -)`.
+inline std::string to_string(const partition_spec& p) {
+  std::string s = "P(";
+  for (std::size_t i = 0; i < p.dims().size(); ++i) {
+    if (i) s += ", ";
+    if (p.dims()[i].empty()) s += '-';
+    for (std::size_t j = 0; j < p.dims()[i].size(); ++j) s += (j ? "+" : "") + p.dims()[i][j];
+  }
+  return s + ")";
+}
 inline std::ostream& operator<<(std::ostream& os, const partition_spec& p) { return os << to_string(p); }
 
 /// Parses `P(data, -)`, `P(data+model, -)`, `P()` or the command-line form `data,-` (`-` or `none`:

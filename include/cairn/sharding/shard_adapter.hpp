@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// \file
-/// `shard_adapter<T>`: how an engine's own distributed tensor — one buffer per local device plus its
-/// box — is saved and restored in place, without first copying it into a cairn type. Specialise it with:
+/// `shard_adapter<T>`: the customisation point through which an engine's own distributed tensor — one
+/// buffer per local device plus its box — is saved and restored in place, without first copying it into
+/// a cairn type. Specialise it with:
 ///
 /// ```cpp
 /// template <> struct cairn::shard_adapter<my_tensor> {
@@ -18,19 +19,19 @@
 ///   static void copy_from_host(my_tensor&, std::size_t i, const cairn::array_view& host);
 /// };
 /// ```
-/// A save copies the replica-0 buffers to host on the caller's thread (the staging copy that lets
-/// training continue); a restore reads exactly each local buffer's box and copies it in.
+/// Such types are checkpoint leaves (handlers/sharded_leaf.hpp): a save copies the replica-0 buffers to
+/// host on the caller's thread (the staging copy that lets training continue); a restore reads exactly
+/// each local buffer's box and copies it in.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
-#include <string>
-#include <vector>
 
 #include <cairn/core/array.hpp>
-#include <cairn/core/error.hpp>
-#include <cairn/handlers/leaf_handler.hpp>
+#include <cairn/core/dtype.hpp>
+#include <cairn/core/shape.hpp>
 #include <cairn/sharding/named_sharding.hpp>
-#include <cairn/sharding/sharded_array.hpp>
+#include <cairn/sharding/shard.hpp>
 
 namespace cairn {
 
@@ -60,40 +61,5 @@ void adapter_from_host(T& t, std::size_t i, const array_view& host) {
   else copy(host, shard_adapter<T>::mutable_view(t, i));
 }
 }  // namespace detail
-
-/// Engine tensors with a `shard_adapter` are leaves stored like `sharded_array`.
-template <class T>
-  requires detail::has_shard_adapter<T>
-struct leaf_handler<T> {
-  static constexpr std::string_view type_name = "cairn.sharded_array/v1";
-  using A = shard_adapter<T>;
-  static dynamic_tree stage(const T& t) {
-    std::vector<sharded_array::local_shard> keep;
-    for (std::size_t i = 0; i < A::local_count(t); ++i) {
-      shard s = A::local_shard(t, i);
-      if (s.replica != 0) continue;
-      host_array h = host_array::uninitialized(A::type(t), s.box.shape());
-      detail::adapter_to_host(t, i, h.mutable_view());
-      keep.push_back({std::move(s), std::move(h)});
-    }
-    return sharded_array(A::type(t), A::global_shape(t), A::sharding(t), std::move(keep));
-  }
-  static leaf_expectation expect(const T& t) {
-    leaf_expectation e{"array", A::type(t), A::global_shape(t), true, A::sharding(t), {}};
-    for (std::size_t i = 0; i < A::local_count(t); ++i) e.devices.push_back(A::local_shard(t, i).device);
-    return e;
-  }
-  /// \throws cairn::error (errc::not_found) if the restored data lacks a device of `t`.
-  static void restore(T& t, dynamic_tree&& stored) {
-    const sharded_array& a = stored.as_sharded();
-    for (std::size_t i = 0; i < A::local_count(t); ++i) {
-      const shard s = A::local_shard(t, i);
-      const auto* got = a.on_device(s.device);
-      if (!got || got->shard.box != s.box)
-        throw error(errc::not_found, "no restored data for shard " + to_string(s));
-      detail::adapter_from_host(t, i, got->data.view());
-    }
-  }
-};
 
 }  // namespace cairn
