@@ -40,15 +40,30 @@
 
 #include <cairn/safetensors/safetensors.hpp>
 
+#include <cairn/sharding/chunk_grid.hpp>
+#include <cairn/sharding/device_mesh.hpp>
+#include <cairn/sharding/named_sharding.hpp>
+#include <cairn/sharding/partition_spec.hpp>
+#include <cairn/sharding/reshard_plan.hpp>
+#include <cairn/sharding/shard.hpp>
+#include <cairn/sharding/shard_adapter.hpp>
+#include <cairn/sharding/sharded_array.hpp>
+
+#include <cairn/backend/host.hpp>
+
 #include <cairn/tree/dynamic_tree.hpp>
 #include <cairn/tree/traits.hpp>
 
 #include <cairn/handlers/leaf_handler.hpp>
+#include <cairn/handlers/sharded_leaf.hpp>
 #include <cairn/handlers/walk.hpp>
 
+#include <cairn/checkpoint/callback.hpp>
 #include <cairn/checkpoint/checkpoint.hpp>
+#include <cairn/checkpoint/checkpoint_manager.hpp>
 #include <cairn/checkpoint/checkpoint_metadata.hpp>
 #include <cairn/checkpoint/item_files.hpp>
+#include <cairn/checkpoint/policies.hpp>
 #include <cairn/checkpoint/pytree_item.hpp>
 #include <cairn/checkpoint/steps.hpp>
 #include <cairn/checkpoint/tree_metadata.hpp>

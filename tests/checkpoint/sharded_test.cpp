@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/shared.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace cairn;
@@ -226,5 +227,24 @@ TEST_CASE("engine tensors are saved and restored in place through shard_adapter"
     for_each_point(target["t"].local[i].box, [&](std::span<const index_t> p) {
       CHECK(target["t"].buffers[i][j++] == static_cast<float>(p[0] * 100 + p[1]));
     });
+  }
+}
+
+TEST_CASE("Orbax's fixture arrays (SingleDeviceSharding) restore resharded onto host devices") {
+  auto shared = cairn_test::require_shared_dir();
+  if (!shared) return;
+  const auto item = *shared / "fixtures/orbax-compat/v1_checkpoints/composite_checkpoint/checkpoint_metadata_present/"
+                              "pytree_checkpointable_has_metadata/state";
+  const pytree_item saved(item);
+  CHECK(to_string(parse_sharding_json(saved.shardings().at("a"), "a")) == "{x:1} P()");
+  for (int n : {2, 3, 8}) {
+    std::map<std::string, sharded_array> target{{"a", sharded_array::placed(named_sharding(device_mesh{{"x", n}}, partition_spec{"x"}))}};
+    restore_options o;
+    o.partial = true;
+    const auto report = restore(item, target, o);
+    CHECK(report.restored == std::vector<std::string>{"a"});
+    CHECK(target["a"].shards().size() == static_cast<std::size_t>(n));
+    const host_array whole = target["a"].gather();
+    for (int i = 0; i < 8; ++i) CHECK(reinterpret_cast<const std::int32_t*>(whole.bytes().data())[i] == i);
   }
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -160,8 +161,10 @@ inline dynamic_tree load(const std::filesystem::path& path, const load_options& 
 namespace detail {
 /// The items of one save, by reference: saving never copies the caller's trees.
 using item_refs = std::vector<std::pair<std::string, const dynamic_tree*>>;
+/// Called after a step's items are written and before its commit (see checkpoint_manager_options).
+using before_commit_hook = std::function<void(std::int64_t, const std::filesystem::path&)>;
 inline std::filesystem::path save_item_refs(const std::filesystem::path& root, std::int64_t step, const item_refs& items,
-                                            const save_options& o);
+                                            const save_options& o, const before_commit_hook& before_commit = {});
 }  // namespace detail
 
 inline std::filesystem::path save_items(const std::filesystem::path& root, std::int64_t step,
@@ -172,7 +175,8 @@ inline std::filesystem::path save_items(const std::filesystem::path& root, std::
 }
 
 inline std::filesystem::path detail::save_item_refs(const std::filesystem::path& root, std::int64_t step,
-                                                    const item_refs& items, const save_options& o) {
+                                                    const item_refs& items, const save_options& o,
+                                                    const before_commit_hook& before_commit) {
   if (step < 0) throw error(errc::invalid_argument, "step " + std::to_string(step) + " is negative");
   const auto final_dir = root / step_name(step, o.naming);
   if (std::filesystem::exists(final_dir))
@@ -205,6 +209,7 @@ inline std::filesystem::path detail::save_item_refs(const std::filesystem::path&
     }
     if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) detail::fsync_dir(tmp / name);
   }
+  if (before_commit) before_commit(step, tmp);
   meta.commit_timestamp_nsecs = detail::now_ns_signed();
   kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
   kvstore::write(files, commit_success_file, as_bytes("Checkpoint commit was successful to " + final_dir.string()));

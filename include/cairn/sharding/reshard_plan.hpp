@@ -113,11 +113,12 @@ inline std::string to_string(const copy_op& op) {
 
 /// The plan as text: the target, one line per op, then the cost.
 inline std::string to_string(const reshard_plan& p) {
+  auto count = [](std::uint64_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };
   std::string s = "target " + to_string(p.target, p.type, p.global) + "; source chunks " + to_string(p.source.chunk_shape()) +
-                  " (" + std::to_string(p.source.num_chunks()) + " chunks)\n";
+                  " (" + count(static_cast<std::uint64_t>(p.source.num_chunks()), "chunk") + ")\n";
   for (const auto& op : p.ops) s += "  " + to_string(op) + "\n";
   const auto& c = p.cost;
-  s += "cost: read " + std::to_string(c.bytes_read) + " B in " + std::to_string(c.chunks_read) + " chunks (" +
+  s += "cost: read " + std::to_string(c.bytes_read) + " B in " + count(c.chunks_read, "chunk") + " (" +
        std::to_string(c.shared_chunks) + " shared by several devices), needed " + std::to_string(c.bytes_needed) +
        " B, copied to devices " + std::to_string(c.bytes_copied) + " B, peak buffer " + std::to_string(c.peak_buffer) + " B\n";
   return s;
