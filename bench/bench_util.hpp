@@ -1,14 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 /// \file
-/// Small helpers the benchmarks share: emptying the page cache of a checkpoint before a cold read, and
-/// running a command (the Python comparison) and reading back the JSON line it prints.
+/// Small helpers the benchmarks share: emptying the page cache of a checkpoint before a cold read,
+/// measuring a phase's peak memory in a forked child, finding the interop venv's Python, and running a
+/// command (the Python comparison) and reading back the JSON line it prints.
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <system_error>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -56,6 +66,134 @@ inline std::string last_line_starting(const std::string& text, char c) {
   while (std::getline(in, line))
     if (!line.empty() && line.front() == c) found = line;
   return found;
+}
+
+// ---- memory of a phase, measured in a forked child ------------------------------------------------
+
+/// A field of /proc/self/status in KiB (VmRSS, VmHWM), or -1.
+long status_kib(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const std::size_t n = std::strlen(field);
+  while (std::getline(in, line))
+    if (line.compare(0, n, field) == 0 && line.size() > n && line[n] == ':') return std::atol(line.c_str() + n + 1);
+  return -1;
+}
+
+/// Resets VmHWM to the current RSS (Linux ≥ 4.0). Without it the child's VmHWM still starts at its
+/// RSS at fork time (the kernel sets a new mm's high-water mark to its RSS), a close second.
+bool reset_hwm() {
+  int const fd = ::open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool const ok = ::write(fd, "5", 1) == 1;
+  ::close(fd);
+  return ok;
+}
+
+/// What a child reports through its pipe: plain data only.
+struct phase_report {
+  int ok = 0;
+  double seconds = 0;
+  long rss_before_kib = 0;
+  long hwm_kib = 0;
+  int hwm_reset = 0;
+  std::uint64_t verified = 0;  // arrays compared with the originals
+  std::uint64_t exact = 0;     // … of which bit-exact
+  char error[1024] = {};
+};
+
+struct phase_result : phase_report {
+  double extra_mib(std::size_t subtract_bytes = 0) const {
+    return static_cast<double>(hwm_kib - rss_before_kib) / 1024.0 - static_cast<double>(subtract_bytes) / (1024.0 * 1024.0);
+  }
+};
+
+/// Brackets one phase inside the child: RSS before, high-water mark reset, timing, high-water mark after.
+template <class F>
+void measured(phase_report& r, F&& body) {
+  r.rss_before_kib = status_kib("VmRSS");
+  r.hwm_reset = reset_hwm() ? 1 : 0;
+  auto const t0 = std::chrono::steady_clock::now();
+  body();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.hwm_kib = status_kib("VmHWM");
+}
+
+/// Runs `fn(report)` in a forked child and returns what it reported. The child shares the parent's
+/// memory copy-on-write; it never returns (it ends with _exit), so nothing it allocates reaches us.
+phase_result run_in_child(const std::function<void(phase_report&)>& fn) {
+  std::cout.flush();
+  std::fflush(stdout);
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  pid_t const pid = ::fork();
+  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+  if (pid == 0) {
+    ::close(fds[0]);
+    phase_report r;
+    try {
+      fn(r);
+      r.ok = 1;
+    } catch (const std::exception& e) {
+      std::snprintf(r.error, sizeof r.error, "%s", e.what());
+    }
+    const char* p = reinterpret_cast<const char*>(&r);
+    std::size_t left = sizeof r;
+    while (left > 0) {
+      ssize_t const n = ::write(fds[1], p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  phase_result out;
+  char* p = reinterpret_cast<char*>(static_cast<phase_report*>(&out));
+  std::size_t got = 0;
+  while (got < sizeof(phase_report)) {
+    ssize_t const n = ::read(fds[0], p + got, sizeof(phase_report) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (got != sizeof(phase_report)) {
+    out = phase_result{};
+    if (WIFSIGNALED(status))
+      std::snprintf(out.error, sizeof out.error, "child killed by signal %d%s", WTERMSIG(status),
+                    WTERMSIG(status) == SIGKILL ? " (out of memory?)" : "");
+    else
+      std::snprintf(out.error, sizeof out.error, "child exited with status %d without a report", WEXITSTATUS(status));
+  }
+  return out;
+}
+
+// ---- the Python comparison ------------------------------------------------------------------------
+
+/// The interop venv's Python (scripts/interop-env.sh under `src`), or `py` when given; empty with
+/// `why_not` set when there is none.
+inline std::string interop_python(const std::filesystem::path& src, std::string py, std::string& why_not) {
+  if (!py.empty()) return py;
+  std::filesystem::path const env = src / "scripts" / "interop-env.sh";
+  if (src.empty() || !std::filesystem::exists(env)) {
+    why_not = "scripts/interop-env.sh not found";
+    return {};
+  }
+  auto [out, rc] = capture("bash " + quote(env.string()) + " 2>/dev/null");
+  std::string line;
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) line = l;
+  if (rc != 0 || line.empty() || !std::filesystem::exists(line)) {
+    why_not = "the interop venv is unavailable (scripts/interop-env.sh exited " + std::to_string(rc) + ")";
+    return {};
+  }
+  return line;
 }
 
 }  // namespace cairn_bench

@@ -55,6 +55,11 @@ using cairn_bench::capture;
 using cairn_bench::drop_cache;
 using cairn_bench::last_line_starting;
 using cairn_bench::quote;
+using cairn_bench::measured;
+using cairn_bench::phase_report;
+using cairn_bench::phase_result;
+using cairn_bench::run_in_child;
+using cairn_bench::status_kib;
 
 #ifndef CAIRN_BENCH_SOURCE_DIR
 #define CAIRN_BENCH_SOURCE_DIR ""
@@ -68,109 +73,6 @@ using cairn_bench::mib;
 namespace {
 
 // ---- memory ---------------------------------------------------------------------------------------
-
-/// A field of /proc/self/status in KiB (VmRSS, VmHWM), or -1.
-long status_kib(const char* field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const std::size_t n = std::strlen(field);
-  while (std::getline(in, line))
-    if (line.compare(0, n, field) == 0 && line.size() > n && line[n] == ':') return std::atol(line.c_str() + n + 1);
-  return -1;
-}
-
-/// Resets VmHWM to the current RSS (Linux ≥ 4.0). Without it the child's VmHWM still starts at its
-/// RSS at fork time (the kernel sets a new mm's high-water mark to its RSS), a close second.
-bool reset_hwm() {
-  int const fd = ::open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool const ok = ::write(fd, "5", 1) == 1;
-  ::close(fd);
-  return ok;
-}
-
-/// What a child reports through its pipe: plain data only.
-struct phase_report {
-  int ok = 0;
-  double seconds = 0;
-  long rss_before_kib = 0;
-  long hwm_kib = 0;
-  int hwm_reset = 0;
-  std::uint64_t verified = 0;  // arrays compared with the originals
-  std::uint64_t exact = 0;     // … of which bit-exact
-  char error[1024] = {};
-};
-
-struct phase_result : phase_report {
-  double extra_mib(std::size_t subtract_bytes = 0) const {
-    return static_cast<double>(hwm_kib - rss_before_kib) / 1024.0 - static_cast<double>(subtract_bytes) / mib;
-  }
-};
-
-/// Brackets one phase inside the child: RSS before, high-water mark reset, timing, high-water mark after.
-template <class F>
-void measured(phase_report& r, F&& body) {
-  r.rss_before_kib = status_kib("VmRSS");
-  r.hwm_reset = reset_hwm() ? 1 : 0;
-  auto const t0 = bench_clock::now();
-  body();
-  r.seconds = seconds_since(t0);
-  r.hwm_kib = status_kib("VmHWM");
-}
-
-/// Runs `fn(report)` in a forked child and returns what it reported. The child shares the parent's
-/// memory copy-on-write; it never returns (it ends with _exit), so nothing it allocates reaches us.
-phase_result run_in_child(const std::function<void(phase_report&)>& fn) {
-  std::cout.flush();
-  std::fflush(stdout);
-  int fds[2];
-  if (::pipe(fds) != 0) throw cairn::io_error("pipe", errno);
-  pid_t const pid = ::fork();
-  if (pid < 0) throw cairn::io_error("fork", errno);
-  if (pid == 0) {
-    ::close(fds[0]);
-    phase_report r;
-    try {
-      fn(r);
-      r.ok = 1;
-    } catch (const std::exception& e) {
-      std::snprintf(r.error, sizeof r.error, "%s", e.what());
-    }
-    const char* p = reinterpret_cast<const char*>(&r);
-    std::size_t left = sizeof r;
-    while (left > 0) {
-      ssize_t const n = ::write(fds[1], p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  phase_result out;
-  char* p = reinterpret_cast<char*>(static_cast<phase_report*>(&out));
-  std::size_t got = 0;
-  while (got < sizeof(phase_report)) {
-    ssize_t const n = ::read(fds[0], p + got, sizeof(phase_report) - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (got != sizeof(phase_report)) {
-    out = phase_result{};
-    if (WIFSIGNALED(status))
-      std::snprintf(out.error, sizeof out.error, "child killed by signal %d%s", WTERMSIG(status),
-                    WTERMSIG(status) == SIGKILL ? " (out of memory?)" : "");
-    else
-      std::snprintf(out.error, sizeof out.error, "child exited with status %d without a report", WEXITSTATUS(status));
-  }
-  return out;
-}
 
 // ---- data -----------------------------------------------------------------------------------------
 
@@ -309,23 +211,8 @@ python_result run_python(const fs::path& work, std::size_t arrays, std::size_t a
     r.why_not = "bench/orbax_item.py not found (built outside the source tree)";
     return r;
   }
-  if (py.empty()) {
-    fs::path const env = src / "scripts" / "interop-env.sh";
-    if (!fs::exists(env)) {
-      r.why_not = "scripts/interop-env.sh not found";
-      return r;
-    }
-    auto [out, rc] = capture("bash " + quote(env.string()) + " 2>/dev/null");
-    std::string line;
-    std::istringstream in(out);
-    for (std::string l; std::getline(in, l);)
-      if (!l.empty()) line = l;
-    if (rc != 0 || line.empty() || !fs::exists(line)) {
-      r.why_not = "the interop venv is unavailable (scripts/interop-env.sh exited " + std::to_string(rc) + ")";
-      return r;
-    }
-    py = line;
-  }
+  py = cairn_bench::interop_python(src, py, r.why_not);
+  if (py.empty()) return r;
   fs::path const log = work.string() + "_python.log";
   std::string const cmd = quote(py) + " -W ignore " + quote(script.string()) + " --dir " + quote((work / "py").string()) +
                           " --arrays " + std::to_string(arrays) + " --array-mib " + std::to_string(array_mib) + " 2>" +

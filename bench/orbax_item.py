@@ -14,7 +14,7 @@ Times are wall-clock seconds of the synchronous call (V0: save + wait_until_fini
 background write is included). Peak memory beyond the data (VmHWM reset through
 /proc/self/clear_refs before each phase) is reported too. Prints one JSON line at the end.
 """
-import argparse, json, os, resource, shutil, sys, time
+import argparse, json, os, shutil, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--dir", required=True)
@@ -22,6 +22,9 @@ ap.add_argument("--arrays", type=int, default=64)
 ap.add_argument("--array-mib", type=int, default=64)
 ap.add_argument("--variants", default="v0,v1")
 args = ap.parse_args()
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import Peak, drop_cache  # noqa: E402
 
 import numpy as np
 import jax
@@ -32,38 +35,6 @@ MiB = 1 << 20
 # save_pytree / load_pytree were renamed save / load (the old names warn).
 ocp1_save = getattr(ocp1, "save", None) or ocp1.save_pytree
 ocp1_load = getattr(ocp1, "load", None) or ocp1.load_pytree
-
-
-def status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return -1
-
-
-def reset_hwm():
-    """Resets VmHWM to the current RSS; False when the kernel refuses (then ru_maxrss is used)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class Peak:
-    """Peak RSS reached during the block, minus the RSS at its start, in MiB."""
-
-    def __enter__(self):
-        self.reset = reset_hwm()
-        self.before = status_kib("VmRSS")
-        return self
-
-    def __exit__(self, *exc):
-        hwm = status_kib("VmHWM") if self.reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        self.extra_mib = (hwm - self.before) / 1024.0
-        return False
 
 
 def shape_for(array_mib):
@@ -84,17 +55,6 @@ def make_tree(n, array_mib):
         del a, flips
     jax.block_until_ready(params)
     return {"params": params}
-
-
-def drop_cache(path):
-    for root, _, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def stored_bytes(path):

@@ -82,10 +82,7 @@ int main(int argc, char** argv) {
     bool quick = false;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
+      auto next = [&] { return cairn_bench::option_value(argc, argv, i); };
       if (a == "--dir") dir = next();
       else if (a == "--reps") reps = std::stoi(next());
       else if (a == "--mib") array_mib = std::stoul(next());
@@ -96,17 +93,7 @@ int main(int argc, char** argv) {
       array_mib = 16;
       reps = 1;
     }
-    cairn_bench::roofline_options ro;
-    ro.dir = dir;
-    ro.io_bytes = 256 * mib;
-    ro.zstd_bytes = 16 * mib;
-    ro.repetitions = 3;
-    if (quick) {
-      ro.memcpy_bytes = 8 * mib;
-      ro.io_bytes = 8 * mib;
-      ro.zstd_bytes = 4 * mib;
-      ro.repetitions = 1;
-    }
+    const cairn_bench::roofline_options ro = cairn_bench::end_to_end_probe(dir, quick);
     const auto roof = cairn_bench::measure_roofline(ro);
     cairn_bench::print_table(std::cout, roof);
 

@@ -487,4 +487,28 @@ inline std::string to_json_fields(const roofline& r) {
   return s;
 }
 
+/// The probe as the end-to-end benchmarks run it: 256 MiB of disk I/O, 16 MiB of zstd per dtype,
+/// medians of 3 — or, with `quick`, a few MiB once, which only smoke-tests the program.
+inline roofline_options end_to_end_probe(const std::filesystem::path& dir, bool quick) {
+  roofline_options ro;
+  ro.dir = dir;
+  ro.io_bytes = 256 * mib;
+  ro.zstd_bytes = 16 * mib;
+  ro.repetitions = 3;
+  if (quick) {
+    ro.memcpy_bytes = 8 * mib;
+    ro.io_bytes = 8 * mib;
+    ro.zstd_bytes = 4 * mib;
+    ro.repetitions = 1;
+  }
+  return ro;
+}
+
+/// The value of the command-line option at `argv[i]`, advancing `i` past it.
+/// \throws std::invalid_argument if the option is last.
+inline std::string option_value(int argc, char** argv, int& i) {
+  if (i + 1 >= argc) throw std::invalid_argument(std::string(argv[i]) + " needs a value");
+  return argv[++i];
+}
+
 }  // namespace cairn_bench

@@ -277,23 +277,8 @@ python_result run_python(const fs::path& work, const std::string& trees, std::st
     r.why_not = "bench/tree.py not found (built outside the source tree)";
     return r;
   }
-  if (py.empty()) {
-    fs::path const env = src / "scripts" / "interop-env.sh";
-    if (!fs::exists(env)) {
-      r.why_not = "scripts/interop-env.sh not found";
-      return r;
-    }
-    auto [out, rc] = capture("bash " + quote(env.string()) + " 2>/dev/null");
-    std::string line;
-    std::istringstream in(out);
-    for (std::string l; std::getline(in, l);)
-      if (!l.empty()) line = l;
-    if (rc != 0 || line.empty() || !fs::exists(line)) {
-      r.why_not = "the interop venv is unavailable (scripts/interop-env.sh exited " + std::to_string(rc) + ")";
-      return r;
-    }
-    py = line;
-  }
+  py = cairn_bench::interop_python(src, py, r.why_not);
+  if (py.empty()) return r;
   fs::path const log = work.string() + "_python.log";
   char budget[32];
   std::snprintf(budget, sizeof budget, "%g", budget_s);
@@ -329,10 +314,7 @@ int main(int argc, char** argv) {
     std::string py;
     for (int i = 1; i < argc; ++i) {
       std::string_view a = argv[i];
-      auto next = [&] {
-        if (i + 1 >= argc) throw std::invalid_argument(std::string(a) + " needs a value");
-        return std::string(argv[++i]);
-      };
+      auto next = [&] { return cairn_bench::option_value(argc, argv, i); };
       if (a == "--dir") dir = next();
       else if (a == "--reps") reps = std::stoi(next());
       else if (a == "--rep-budget-s") rep_budget_s = std::stod(next());
@@ -356,17 +338,7 @@ int main(int argc, char** argv) {
     if (dir.empty()) dir = fs::temp_directory_path();
     std::size_t const elements_a = 1024, elements_b = 16;
 
-    cairn_bench::roofline_options ro;
-    ro.dir = dir;
-    ro.io_bytes = 256 * mib;
-    ro.zstd_bytes = 16 * mib;
-    ro.repetitions = 3;
-    if (quick) {
-      ro.memcpy_bytes = 8 * mib;
-      ro.io_bytes = 8 * mib;
-      ro.zstd_bytes = 4 * mib;
-      ro.repetitions = 1;
-    }
+    const cairn_bench::roofline_options ro = cairn_bench::end_to_end_probe(dir, quick);
     std::size_t const need = ro.io_bytes + 64 * mib + 2 * (leaves_a * elements_a + leaves_b * elements_b) * 4;
     if (auto const space = fs::space(dir); space.available < need) {
       std::cerr << "cairn_bench_tree: \"" << dir.string() << "\" has " << space.available / mib

@@ -31,6 +31,9 @@ ap.add_argument("--budget-s", type=float, default=240.0, help="total seconds for
 ap.add_argument("--leaves-per-layer", type=int, default=16)
 args = ap.parse_args()
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import drop_cache  # noqa: E402
+
 import numpy as np
 import orbax.checkpoint as ocp
 import jax
@@ -48,17 +51,6 @@ def make_tree(leaves, elements, seed):
         layer = tree.setdefault(f"layer_{i // k:04d}", {})
         layer[f"w_{i % k:02d}"] = flat[i * elements:(i + 1) * elements].copy()
     return tree
-
-
-def drop_cache(path):
-    for root, _, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def bit_exact(want, got):

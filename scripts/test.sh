@@ -27,6 +27,14 @@ cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$jobs"
 ctest --preset asan -j "$jobs"
 
+echo "== the checkpoint manager and callback under ThreadSanitizer"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs"
+# The crash test forks a saver, which ThreadSanitizer does not allow in a threaded process; it runs in
+# the release and ASan suites.
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "$root/build/tsan/tests/cairn_checkpoint_tests" \
+  --source-file="*manager_test.cpp,*callback_test.cpp" --test-case-exclude="crash safety*"
+
 echo "== fuzz every decoder (clang libFuzzer + ASan + UBSan)"
 fuzz_seconds=10
 [[ "${CI:-}" == "true" ]] && fuzz_seconds=30

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <future>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -291,7 +292,14 @@ TEST_CASE("async_save completes through a callback, a future and a coroutine") {
   std::promise<std::exception_ptr> called;
   m.async_save(1, make_state(1), [&](std::exception_ptr e) { called.set_value(e); });
   CHECK(called.get_future().get() == nullptr);
-  std::future<void> f = m.async_save(2, make_state(2), asio::use_future);
+  // Handlers may be move-only (Asio's rule).
+  std::promise<int> moved;
+  auto token = std::make_unique<int>(42);
+  m.async_save(
+      4, make_state(4), [t = std::move(token), &moved](std::exception_ptr e) { moved.set_value(e ? -1 : *t); },
+      {.force = true});
+  CHECK(moved.get_future().get() == 42);
+  std::future<void> f = m.async_save(2, make_state(2), asio::use_future, {.force = true});
   CHECK_NOTHROW(f.get());
   auto f3 = m.async_save(2, make_state(2), asio::use_future, {.force = true});
   CHECK_THROWS_WITH_AS(f3.get(), doctest::Contains("step 2 already exists"), error);
@@ -299,13 +307,13 @@ TEST_CASE("async_save completes through a callback, a future and a coroutine") {
   asio::co_spawn(
       pool,
       [&]() -> asio::awaitable<void> {
-        co_await m.async_save(3, make_state(3), asio::use_awaitable);
+        co_await m.async_save(3, make_state(3), asio::use_awaitable, {.force = true});
         co_done.set_value();
       },
       asio::detached);
   co_done.get_future().get();
   m.wait_until_finished();
-  CHECK(m.all_steps() == std::vector<std::int64_t>{1, 2, 3});
+  CHECK(m.all_steps() == std::vector<std::int64_t>{1, 2, 3, 4});
 }
 
 TEST_CASE("crash safety: a saver killed at random moments never leaves a listed step that does not restore") {

@@ -78,5 +78,6 @@ inline std::string printable_key(std::string_view key) {
 std::vector<command> kv_commands();
 std::vector<command> checkpoint_commands();
 std::vector<command> sharding_commands();
+std::vector<command> ls_commands();
 
 }  // namespace cairn_cli

@@ -47,6 +47,7 @@ int cmd_version(const std::vector<std::string_view>& args) {
 const std::vector<command>& commands() {
   static const std::vector<command> table = [] {
     std::vector<command> t{{"version", "version", "print the cairn version", cmd_version}};
+    for (auto& c : cairn_cli::ls_commands()) t.push_back(std::move(c));
     for (auto& c : cairn_cli::checkpoint_commands()) t.push_back(std::move(c));
     for (auto& c : cairn_cli::kv_commands()) t.push_back(std::move(c));
     for (auto& c : cairn_cli::sharding_commands()) t.push_back(std::move(c));
