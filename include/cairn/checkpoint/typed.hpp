@@ -11,6 +11,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -18,6 +22,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -57,8 +62,39 @@ struct stage_visitor {
     }
     *node = std::move(value);
   }
+  /// Buffers of an earlier staging of the same tree, reused (copied into) where a leaf's path, dtype
+  /// and shape match: no allocation and no page faults on a repeated save.
+  dynamic_tree* recycle = nullptr;
+
+  static dynamic_tree* find(dynamic_tree& t, const key_path& path) {
+    dynamic_tree* node = &t;
+    for (const auto& k : path) {
+      if (k.is_name() && node->is_map()) {
+        auto it = node->as_map().find(k.name());
+        if (it == node->as_map().end()) return nullptr;
+        node = &it->second;
+      } else if (k.is_index() && node->is_list() && static_cast<std::size_t>(k.index()) < node->as_list().size()) {
+        node = &node->as_list()[static_cast<std::size_t>(k.index())];
+      } else {
+        return nullptr;
+      }
+    }
+    return node;
+  }
+
   template <class T>
   void leaf(const key_path& path, const T& v) {
+    if constexpr (std::same_as<T, host_array>) {
+      if (recycle && !(cast && *cast) && v.view().is_c_contiguous())
+        if (dynamic_tree* old = find(*recycle, path); old && old->type() == dynamic_tree::kind::array) {
+          host_array& buf = old->as_array();
+          if (buf.type() == v.type() && buf.shape() == v.shape()) {
+            if (v.num_bytes()) std::memcpy(buf.mutable_bytes().data(), v.bytes().data(), v.num_bytes());
+            place(path, std::move(buf));
+            return;
+          }
+        }
+    }
     dynamic_tree staged = stage_leaf(v);
     if (cast && *cast && staged.type() == dynamic_tree::kind::array) {
       if (auto to = (*cast)(param_name(path), staged.as_array().type()); to && *to != staged.as_array().type())
@@ -375,38 +411,62 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     throw error(code, msg);
   }
 
-  // Read every leaf into staging; assign only when all reads have succeeded.
+  // Read every leaf into staging; assign only when all reads have succeeded. Large restores read
+  // several leaves at once (I/O of one overlaps decoding of another); the first failure in leaf order
+  // is reported.
   const bool strict_chunks = !item.metadata() || item.metadata()->store_array_data_equal_to_fill_value;
-  std::vector<dynamic_tree> staged;
-  staged.reserve(plan.size());
-  for (auto& p : plan) {
-    const auto want = p.leaf->expect;
+  std::vector<dynamic_tree> staged(plan.size());
+  std::vector<std::exception_ptr> failed(plan.size());
+  auto read_one = [&](std::size_t i) {
+    auto& p = plan[i];
+    const auto& want = p.leaf->expect;
     if (want.value_type == "string") {
       auto it = item.strings().find(p.saved);
       if (it == item.strings().end())
         throw error(errc::not_found, item.name() + ", leaf \"" + p.saved + "\": no entry in _strings.json");
-      staged.emplace_back(it->second);
-      continue;
+      staged[i] = it->second;
+      return;
     }
     if (want.sharded) {
-      staged.emplace_back(detail::read_sharded_leaf(item, p.saved, *p.array, want, o.device_count, strict_chunks, p.cast));
-      if (p.cast) report.cast.push_back(p.leaf->name);
-      continue;
+      staged[i] = detail::read_sharded_leaf(item, p.saved, *p.array, want, o.device_count, strict_chunks, p.cast);
+      return;
     }
     host_array a = pytree_item::read_array(*p.array, strict_chunks);
-    if (p.cast) {
-      a = convert(a.view(), *want.type);
-      report.cast.push_back(p.leaf->name);
-    }
+    if (p.cast) a = convert(a.view(), *want.type);
     if (want.value_type == "scalar") {
       if (a.shape().rank() != 0)
         throw error(errc::shape_mismatch, item.name() + ", leaf \"" + p.saved + "\": a scalar target, but the checkpoint holds " +
                                               std::string(info(a.type()).short_name) + to_string(a.shape()));
-      staged.emplace_back(scalar::from_bytes(a.type(), a.bytes()));
+      staged[i] = scalar::from_bytes(a.type(), a.bytes());
     } else {
-      staged.emplace_back(std::move(a));
+      staged[i] = std::move(a);
     }
+  };
+  std::uint64_t total_bytes = 0;
+  for (const auto& p : plan)
+    if (p.array) total_bytes += static_cast<std::uint64_t>(p.array->shape().num_elements()) * size_of(p.array->type());
+  const unsigned threads = total_bytes >= (std::uint64_t{32} << 20) && plan.size() > 1
+                               ? std::min<unsigned>({4u, std::max(1u, std::thread::hardware_concurrency()), static_cast<unsigned>(plan.size())})
+                               : 1u;
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < plan.size();) {
+      try {
+        read_one(i);
+      } catch (...) {
+        failed[i] = std::current_exception();
+      }
+    }
+  };
+  {
+    std::vector<std::jthread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
   }
+  for (const auto& f : failed)
+    if (f) std::rethrow_exception(f);
+  for (const auto& p : plan)
+    if (p.cast) report.cast.push_back(p.leaf->name);
   // Assigning can still fail in a custom leaf's from_leaf / restore; then say exactly what was written.
   for (std::size_t i = 0; i < plan.size(); ++i) {
     try {

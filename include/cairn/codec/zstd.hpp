@@ -13,6 +13,7 @@
 #include <new>  // std::bad_alloc
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include <zstd.h>
@@ -140,6 +141,16 @@ class zstd_compressor {
   /// \throws cairn::error (errc::invalid_argument) if the frame does not fit in `out`
   ///         (`out.size() >= compress_bound(in.size())` always suffices).
   std::size_t compress(byte_view in, mutable_byte_view out) {
+    // Large inputs are compressed by several threads into the same single frame (zstd's own worker
+    // pool; a no-op where libzstd lacks multithreading). Small ones stay on the caller's thread.
+    const int workers = in.size() >= parallel_threshold ? parallel_workers() : 0;
+    if (workers != workers_) {
+      if (!ZSTD_isError(ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_nbWorkers, workers))) {
+        workers_ = workers;
+        // Small jobs keep the workers' buffers (a few jobs in flight) to a few MiB.
+        if (workers > 0) (void)ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_jobSize, 2 << 20);
+      }
+    }
     std::size_t const n = ZSTD_compress2(ctx_.get(), out.data(), out.size(), in.data(), in.size());
     if (ZSTD_isError(n)) {
       if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) throw std::bad_alloc();
@@ -157,10 +168,18 @@ class zstd_compressor {
     return out;
   }
 
+  /// Inputs of at least this many bytes are compressed by several threads.
+  static constexpr std::size_t parallel_threshold = std::size_t{16} << 20;
+
  private:
+  static int parallel_workers() noexcept {
+    static const int n = static_cast<int>(std::min(8u, std::max(1u, std::thread::hardware_concurrency())));
+    return n > 1 ? n : 0;
+  }
   std::unique_ptr<ZSTD_CCtx, detail::cctx_deleter> ctx_;
   int level_ = 0;
   bool checksum_ = false;
+  int workers_ = 0;
 };
 
 /// Decodes single zstd frames of untrusted origin, reusing one `ZSTD_DCtx`.
