@@ -174,7 +174,7 @@ class checkpoint_manager {
           auto shared_handler = std::make_shared<decltype(handler)>(std::move(handler));
           auto done = [shared_handler](std::exception_ptr e) {
             auto ex = asio::get_associated_executor(*shared_handler);
-            asio::dispatch(ex, [shared_handler, e]() mutable { (*shared_handler)(e); });
+            asio::dispatch(ex, [shared_handler, e = std::move(e)]() mutable { (*shared_handler)(std::move(e)); });
           };
           try {
             if (!start_save(step, std::move(*staged), args, done)) done(nullptr);
@@ -477,10 +477,12 @@ class checkpoint_manager {
         state->pending.erase(step);
         --state->in_flight;
         // Reported once: through the completion handler when there is one, else to the next caller.
-        if (failure && !done && !state->failure) state->failure = failure;
+        // Moved, not copied: this thread keeps no reference to an exception another thread may be
+        // reading (libstdc++'s reference count is invisible to ThreadSanitizer).
+        if (failure && !done && !state->failure) state->failure = std::move(failure);
       }
       state->changed.notify_all();
-      if (done) done(failure);
+      if (done) done(std::move(failure));
     };
     asio::post(strand_, std::move(write));
     return true;
