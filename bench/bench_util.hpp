@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <system_error>
 #include <filesystem>
 #include <sstream>
@@ -194,6 +195,42 @@ inline std::string interop_python(const std::filesystem::path& src, std::string 
     return {};
   }
   return line;
+}
+
+/// What a Python comparison script printed.
+struct script_run {
+  std::string json_line;  ///< its last line starting with '{'; empty when it did not run or failed
+  std::string why_not;    ///< why there is no result
+};
+
+/// Runs `bench/<script> --dir <work>/py <args>` (args already quoted) with the interop venv's Python, or
+/// `py` when given; `src` is the source tree. The scratch directory is removed afterwards; stderr goes
+/// to a log whose tail is quoted in `why_not` on failure.
+inline script_run run_python_script(const std::filesystem::path& src, const std::string& script, const std::filesystem::path& work,
+                                    const std::string& args, std::string py) {
+  script_run r;
+  const std::filesystem::path file = src / "bench" / script;
+  if (src.empty() || !std::filesystem::exists(file)) {
+    r.why_not = "bench/" + script + " not found (built outside the source tree)";
+    return r;
+  }
+  py = interop_python(src, py, r.why_not);
+  if (py.empty()) return r;
+  const std::filesystem::path log = work.string() + "_python.log";
+  auto [out, rc] = capture(quote(py) + " -W ignore " + quote(file.string()) + " --dir " + quote((work / "py").string()) + " " + args +
+                           " 2>" + quote(log.string()));
+  std::filesystem::remove_all(work / "py");
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::error_code ec;
+  std::filesystem::remove(log, ec);
+  r.json_line = last_line_starting(out, '{');
+  if (rc != 0 || r.json_line.empty()) {
+    r.json_line.clear();
+    r.why_not = "bench/" + script + " exited " + std::to_string(rc) + "; its stderr ends with:\n" +
+                (text.size() > 2000 ? text.substr(text.size() - 2000) : text);
+  }
+  return r;
 }
 
 }  // namespace cairn_bench

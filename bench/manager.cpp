@@ -159,19 +159,12 @@ int main(int argc, char** argv) {
     cairn::json::value pyres = nullptr;
     std::string why_not = quick ? "--quick" : "--no-python";
     if (python) {
-      why_not.clear();
-      const fs::path src = CAIRN_BENCH_SOURCE_DIR;
-      const std::string exe = cairn_bench::interop_python(src, py, why_not);
-      if (!exe.empty()) {
-        const std::string cmd = cairn_bench::quote(exe) + " -W ignore " + cairn_bench::quote((src / "bench" / "manager.py").string()) +
-                                " --dir " + cairn_bench::quote((work.string() + "_py")) + " --large " + std::to_string(large) +
-                                " --large-mib " + std::to_string(large_mib) + " --small " + std::to_string(small) + " --small-kib " +
-                                std::to_string(small_kib) + " 2>/dev/null";
-        auto [out, rc] = cairn_bench::capture(cmd);
-        const std::string line = cairn_bench::last_line_starting(out, '{');
-        if (rc == 0 && !line.empty()) pyres = cairn::json::parse(line, "manager.py output");
-        else why_not = "bench/manager.py exited " + std::to_string(rc);
-      }
+      const auto run = cairn_bench::run_python_script(CAIRN_BENCH_SOURCE_DIR, "manager.py", work,
+                                                      "--large " + std::to_string(large) + " --large-mib " + std::to_string(large_mib) +
+                                                          " --small " + std::to_string(small) + " --small-kib " + std::to_string(small_kib),
+                                                      py);
+      why_not = run.why_not;
+      if (!run.json_line.empty()) pyres = cairn::json::parse(run.json_line, "manager.py output");
     }
     double py_save_ratio = 0, py_restore_ratio = 0;
     if (pyres.is_object()) {

@@ -130,10 +130,7 @@ int main(int argc, char** argv) {
     bool quick = false;
     for (int i = 1; i < argc; ++i) {
       std::string_view a = argv[i];
-      auto next = [&] {
-        if (i + 1 >= argc) throw std::invalid_argument(std::string(a) + " needs a value");
-        return std::string(argv[++i]);
-      };
+      auto next = [&] { return cairn_bench::option_value(argc, argv, i); };
       if (a == "--dir") dir = next();
       else if (a == "--values") values = std::stoul(next());
       else if (a == "--keys") keys = std::stoul(next());

@@ -51,10 +51,7 @@
 #include "bench_util.hpp"
 #include "roofline.hpp"
 
-using cairn_bench::capture;
 using cairn_bench::drop_cache;
-using cairn_bench::last_line_starting;
-using cairn_bench::quote;
 using cairn_bench::measured;
 using cairn_bench::phase_report;
 using cairn_bench::phase_result;
@@ -118,12 +115,6 @@ std::uint64_t stored_bytes(const fs::path& dir) {
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.is_regular_file()) n += e.file_size();
   return n;
-}
-
-std::string tail_of_file(const fs::path& p, std::size_t bytes) {
-  std::ifstream in(p);
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return s.size() > bytes ? s.substr(s.size() - bytes) : s;
 }
 
 // ---- the phases -----------------------------------------------------------------------------------
@@ -203,30 +194,13 @@ struct python_result {
   }
 };
 
-python_result run_python(const fs::path& work, std::size_t arrays, std::size_t array_mib, std::string py) {
+python_result run_python(const fs::path& work, std::size_t arrays, std::size_t array_mib, const std::string& py) {
   python_result r;
-  fs::path const src = CAIRN_BENCH_SOURCE_DIR;
-  fs::path const script = src / "bench" / "orbax_item.py";
-  if (src.empty() || !fs::exists(script)) {
-    r.why_not = "bench/orbax_item.py not found (built outside the source tree)";
-    return r;
-  }
-  py = cairn_bench::interop_python(src, py, r.why_not);
-  if (py.empty()) return r;
-  fs::path const log = work.string() + "_python.log";
-  std::string const cmd = quote(py) + " -W ignore " + quote(script.string()) + " --dir " + quote((work / "py").string()) +
-                          " --arrays " + std::to_string(arrays) + " --array-mib " + std::to_string(array_mib) + " 2>" +
-                          quote(log.string());
-  auto [out, rc] = capture(cmd);
-  std::string const line = last_line_starting(out, '{');
-  fs::remove_all(work / "py");
-  if (rc != 0 || line.empty()) {
-    r.why_not = "bench/orbax_item.py exited " + std::to_string(rc) + "; its stderr ends with:\n" + tail_of_file(log, 2000);
-    return r;
-  }
-  std::error_code ec;
-  fs::remove(log, ec);
-  r.fields = cairn::json::parse(line, "orbax_item.py output");
+  const auto run = cairn_bench::run_python_script(CAIRN_BENCH_SOURCE_DIR, "orbax_item.py", work,
+                                                  "--arrays " + std::to_string(arrays) + " --array-mib " + std::to_string(array_mib), py);
+  r.why_not = run.why_not;
+  if (run.json_line.empty()) return r;
+  r.fields = cairn::json::parse(run.json_line, "orbax_item.py output");
   r.ran = true;
   return r;
 }
@@ -241,10 +215,7 @@ int main(int argc, char** argv) {
     std::string py;
     for (int i = 1; i < argc; ++i) {
       std::string_view a = argv[i];
-      auto next = [&] {
-        if (i + 1 >= argc) throw std::invalid_argument(std::string(a) + " needs a value");
-        return std::string(argv[++i]);
-      };
+      auto next = [&] { return cairn_bench::option_value(argc, argv, i); };
       if (a == "--dir") dir = next();
       else if (a == "--arrays") arrays = std::stoul(next());
       else if (a == "--array-mib") array_mib = std::stoul(next());

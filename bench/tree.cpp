@@ -61,10 +61,7 @@
 #include "bench_util.hpp"
 #include "roofline.hpp"
 
-using cairn_bench::capture;
 using cairn_bench::drop_cache;
-using cairn_bench::last_line_starting;
-using cairn_bench::quote;
 
 #ifndef CAIRN_BENCH_SOURCE_DIR
 #define CAIRN_BENCH_SOURCE_DIR ""
@@ -160,11 +157,6 @@ std::pair<std::uint64_t, std::size_t> stored_bytes_files(const fs::path& dir) {
   return {n, files};
 }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // ---- the cairn phases -----------------------------------------------------------------------------
 
 struct variant_result {
@@ -256,7 +248,6 @@ struct python_result {
   bool ran = false;
   std::string why_not;
   cairn::json::value fields;
-  std::string log;
   bool has(const std::string& k) const {
     const auto* v = ran ? fields.find(k) : nullptr;
     return v && v->is_number();
@@ -268,35 +259,17 @@ struct python_result {
   }
 };
 
-python_result run_python(const fs::path& work, const std::string& trees, std::string py, std::size_t cap,
+python_result run_python(const fs::path& work, const std::string& trees, const std::string& py, std::size_t cap,
                          double budget_s) {
   python_result r;
-  fs::path const src = CAIRN_BENCH_SOURCE_DIR;
-  fs::path const script = src / "bench" / "tree.py";
-  if (src.empty() || !fs::exists(script)) {
-    r.why_not = "bench/tree.py not found (built outside the source tree)";
-    return r;
-  }
-  py = cairn_bench::interop_python(src, py, r.why_not);
-  if (py.empty()) return r;
-  fs::path const log = work.string() + "_python.log";
   char budget[32];
   std::snprintf(budget, sizeof budget, "%g", budget_s);
-  std::string const cmd = quote(py) + " -W ignore " + quote(script.string()) + " --dir " +
-                          quote((work / "py").string()) + " --trees " + trees + " --python-leaves " +
-                          std::to_string(cap) + " --budget-s " + budget + " 2>" + quote(log.string());
-  auto [out, rc] = capture(cmd);
-  std::string const line = last_line_starting(out, '{');
-  fs::remove_all(work / "py");
-  r.log = read_all(log);
-  std::error_code ec;
-  fs::remove(log, ec);
-  if (rc != 0 || line.empty()) {
-    r.why_not = "bench/tree.py exited " + std::to_string(rc) + "; its stderr ends with:\n" +
-                (r.log.size() > 2000 ? r.log.substr(r.log.size() - 2000) : r.log);
-    return r;
-  }
-  r.fields = cairn::json::parse(line, "tree.py output");
+  const auto run = cairn_bench::run_python_script(
+      CAIRN_BENCH_SOURCE_DIR, "tree.py", work,
+      "--trees " + trees + " --python-leaves " + std::to_string(cap) + " --budget-s " + budget, py);
+  r.why_not = run.why_not;
+  if (run.json_line.empty()) return r;
+  r.fields = cairn::json::parse(run.json_line, "tree.py output");
   r.ran = true;
   return r;
 }
