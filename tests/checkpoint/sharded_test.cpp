@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -158,6 +159,41 @@ TEST_CASE("without a target sharding the saved one is used when the devices allo
   std::map<std::string, sharded_array> fewer{{"w", sharded_array::placed(named_sharding(device_mesh{{"x", 2}}, partition_spec{replicated, "x"}))}};
   restore(step, fewer, two);
   check_slices(fewer["w"], w, "onto 2 devices");
+}
+
+TEST_CASE("a damaged or hostile _sharding is an error naming the leaf when the restore needs it") {
+  cairn_test::temp_dir dir;
+  std::map<std::string, sharded_array> state{{"v", sharded_array::scatter(iota(dtype::float32, shape{8}, 8).view(),
+                                                                          named_sharding(device_mesh{{"x", 2}}, partition_spec{"x"}))}};
+  typed_save_options so;
+  so.base = quick();
+  const auto step = save(dir.path(), 1, state, so);
+  const auto file = step / "default" / "_sharding";
+  auto expect_error = [&](const std::string& text, errc code) {
+    std::map<std::string, sharded_array> target{{"v", sharded_array()}};
+    try {
+      restore(step, target);
+      FAIL("no error");
+    } catch (const error& e) {
+      CHECK(e.code() == code);
+      CHECK_MESSAGE(std::string(e.what()).find(text) != std::string::npos, e.what());
+    }
+  };
+  {
+    std::ofstream f(file, std::ios::trunc);
+    f << "{not json";
+  }
+  expect_error("leaf \"v\": the target has no sharding and _sharding is unreadable (", errc::not_found);
+  {
+    // A mesh whose axis appears twice.
+    std::ofstream f(file, std::ios::trunc);
+    f << R"({"dg==":"{\"sharding_type\": \"NamedSharding\", \"shape\": [2, 2], \"axis_names\": [\"x\", \"x\"], \"partition_spec\": [\"x\"]}"})";
+  }
+  expect_error("leaf \"v\", _sharding: mesh axis \"x\" appears twice", errc::invalid_sharding);
+  // With a target sharding the damaged file does not matter.
+  std::map<std::string, sharded_array> target{{"v", sharded_array::placed(named_sharding(device_mesh{{"x", 4}}, partition_spec{"x"}))}};
+  restore(step, target);
+  check_slices(target["v"], iota(dtype::float32, shape{8}, 8), "placed");
 }
 
 TEST_CASE("a target sharding that does not fit the array is reported before any data is read") {

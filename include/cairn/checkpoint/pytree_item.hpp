@@ -135,11 +135,17 @@ class pytree_item {
       try {
         if (!lazy_->sharding_text.empty())
           lazy_->shardings = parse_sharding_file(lazy_->sharding_text, name_ + ": _sharding").shardings;
-      } catch (const error&) {
+      } catch (const error& e) {
+        lazy_->sharding_error = e.what();
       }
       lazy_->sharding_text.clear();
     });
     return lazy_->shardings;
+  }
+  /// Why `_sharding` could not be read (empty when it was read or is absent).
+  const std::string& sharding_error() const {
+    (void)shardings();
+    return lazy_->sharding_error;
   }
   const std::map<std::string, std::string>& strings() const noexcept { return strings_; }
   const std::string& name() const noexcept { return name_; }
@@ -359,6 +365,7 @@ class pytree_item {
     std::once_flag once;
     std::string sharding_text;
     std::map<std::string, json::value> shardings;
+    std::string sharding_error;  // why a damaged `_sharding` reads as empty
     zarr::metadata_cache zarr_metadata;
   };
   std::shared_ptr<lazy_state> lazy_ = std::make_shared<lazy_state>();

@@ -281,9 +281,17 @@ inline sharded_array read_sharded_leaf(const pytree_item& item, const std::strin
   } else {
     auto it = item.shardings().find(param);
     if (it == item.shardings().end())
-      throw error(errc::not_found, where + ": the target has no sharding and _sharding records none for it; restore into "
-                                           "cairn::sharded_array::placed(sharding)");
-    target = parse_sharding_json(it->second, where + ", _sharding");
+      throw error(errc::not_found, where + ": the target has no sharding and " +
+                                       (item.sharding_error().empty() ? std::string("_sharding records none for it")
+                                                                      : "_sharding is unreadable (" + item.sharding_error() + ")") +
+                                       "; restore into cairn::sharded_array::placed(sharding)");
+    try {
+      target = parse_sharding_json(it->second, where + ", _sharding");
+    } catch (const error& e) {
+      // Mesh and spec errors do not know the leaf; name it.
+      if (e.context().find(where) != std::string::npos) throw;
+      throw error(e.code(), where + ", _sharding: " + e.context());
+    }
     if (device_count)
       for (int id : target.mesh().device_ids())
         if (id >= *device_count)
