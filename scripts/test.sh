@@ -16,9 +16,11 @@ else
   echo "cairn: no CUDA toolkit found; the CUDA backend is not compiled"
 fi
 [[ "${CI:-}" == "true" ]] && cuda_flags+=(-DCAIRN_REQUIRE_CUDA=ON)
+# Open MPI comes with the dependencies: the multi-process suite (label mpi) always runs.
+mpi_flags=(-DCAIRN_ENABLE_MPI=ON -DCAIRN_REQUIRE_MPI=ON)
 
 echo "== build and test (release)"
-cmake --preset release "${cuda_flags[@]}" >/dev/null
+cmake --preset release "${cuda_flags[@]}" "${mpi_flags[@]}" >/dev/null
 cmake --build --preset release -j "$jobs"
 ctest --preset release -j "$jobs"
 
@@ -27,13 +29,14 @@ cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$jobs"
 ctest --preset asan -j "$jobs"
 
-echo "== the checkpoint manager and callback under ThreadSanitizer"
+echo "== the checkpoint manager, the callback and the multi-process protocol under ThreadSanitizer"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 # The crash test forks a saver, which ThreadSanitizer does not allow in a threaded process; it runs in
 # the release and ASan suites.
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "$root/build/tsan/tests/cairn_checkpoint_tests" \
   --source-file="*manager_test.cpp,*callback_test.cpp" --test-case-exclude="crash safety*"
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "$root/build/tsan/tests/cairn_dist_tests"
 
 echo "== fuzz every decoder (clang libFuzzer + ASan + UBSan)"
 fuzz_seconds=10

@@ -20,6 +20,7 @@
 #include <cairn/checkpoint/pytree_item.hpp>
 #include <cairn/checkpoint/steps.hpp>
 #include <cairn/core/error.hpp>
+#include <cairn/dist/coordinator.hpp>
 #include <cairn/json/reader.hpp>
 #include <cairn/json/writer.hpp>
 #include <cairn/kvstore/file.hpp>
@@ -33,6 +34,11 @@ struct save_options {
   step_naming naming;                ///< step directory names
   json::value metrics = json::value::object();
   json::value custom_metadata = json::value::object();
+  /// The processes that save this step together (default: this process alone). With several, each
+  /// writes the shards of its devices and the primary commits (orbax-format.md §1.4, §3.10).
+  any_coordinator coordinator{};
+  /// How long a process waits for the others at each collective step of a multi-process save.
+  collective_timeout timeout = std::chrono::minutes(5);
 };
 
 /// What kind of item a directory holds.
@@ -174,9 +180,19 @@ inline std::filesystem::path save_items(const std::filesystem::path& root, std::
   return detail::save_item_refs(root, step, refs, o);
 }
 
+namespace detail {
+inline void check_item_name(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos || is_tmp_name(name) || name.front() == '.')
+    throw error(errc::invalid_argument, "item name \"" + name + "\" cannot be a directory name");
+}
+inline std::filesystem::path save_collective(const std::filesystem::path& root, std::int64_t step, const item_refs& items,
+                                             const save_options& o, const before_commit_hook& before_commit);
+}  // namespace detail
+
 inline std::filesystem::path detail::save_item_refs(const std::filesystem::path& root, std::int64_t step,
                                                     const item_refs& items, const save_options& o,
                                                     const before_commit_hook& before_commit) {
+  if (o.coordinator.process_count() > 1) return save_collective(root, step, items, o, before_commit);
   if (step < 0) throw error(errc::invalid_argument, "step " + std::to_string(step) + " is negative");
   const auto final_dir = root / step_name(step, o.naming);
   if (std::filesystem::exists(final_dir))
@@ -197,8 +213,7 @@ inline std::filesystem::path detail::save_item_refs(const std::filesystem::path&
   const bool v3 = o.pytree.zarr_format == 3;
   for (const auto& [name, tree_ptr] : items) {
     const dynamic_tree& tree = *tree_ptr;
-    if (name.empty() || name.find('/') != std::string::npos || is_tmp_name(name) || name.front() == '.')
-      throw error(errc::invalid_argument, "item name \"" + name + "\" cannot be a directory name");
+    check_item_name(name);
     if (tree.type() == dynamic_tree::kind::json) {
       kvstore::write(files, name + (v3 ? "/data.json" : "/metadata"), as_bytes(json::to_string(tree.as_json(), {.spaced = true})));
       kvstore::write(files, name + "/" + std::string(commit_success_file), as_bytes("Checkpoint commit was successful"));
@@ -217,6 +232,124 @@ inline std::filesystem::path detail::save_item_refs(const std::filesystem::path&
   std::filesystem::rename(tmp, final_dir, ec);  // the commit point
   if (ec) throw error(errc::io, "rename \"" + tmp.string() + "\" to \"" + final_dir.string() + "\": " + ec.message());
   if (o.pytree.fsync != kvstore::fsync_policy::none) detail::fsync_dir(root);
+  return final_dir;
+}
+
+// The multi-process save (ARCHITECTURE.md §3): three collective steps, each naming the step.
+//  1. save.begin — the primary checks that the step is new, prepares the temporary directory and writes
+//     the first `_CHECKPOINT_METADATA`; everyone learns whether to go on.
+//  2. save.written — every process writes its part of each item (its shards in `ocdbt.process_<i>/`)
+//     and reports it (or its failure) to the primary, with a fingerprint of its tree.
+//  3. The primary compares the fingerprints, merges each item's databases by reference, writes the
+//     metadata and commits with the rename; everyone learns the verdict, so no process returns before
+//     the commit, and a failure anywhere (a dead rank included) fails the save everywhere, uncommitted.
+inline std::filesystem::path detail::save_collective(const std::filesystem::path& root, std::int64_t step, const item_refs& items,
+                                                     const save_options& o, const before_commit_hook& before_commit) {
+  any_coordinator c = o.coordinator;
+  const int me = c.process_index();
+  const int count = c.process_count();
+  const std::string what = "step " + std::to_string(step);
+  const auto final_dir = root / step_name(step, o.naming);
+  const auto tmp = root / (step_name(step, o.naming) + std::string(tmp_marker));
+  const bool v3 = o.pytree.zarr_format == 3;
+  checkpoint_metadata meta;
+  meta.metrics = o.metrics;
+  meta.custom_metadata = o.custom_metadata;
+
+  std::string verdict;
+  if (me == 0) {
+    try {
+      if (step < 0) throw error(errc::invalid_argument, what + " is negative");
+      for (const auto& [name, tree] : items) check_item_name(name);
+      if (std::filesystem::exists(final_dir))
+        throw error(errc::already_exists, what + ": \"" + final_dir.string() + "\" already exists");
+      std::error_code ec;
+      std::filesystem::remove_all(tmp, ec);
+      std::filesystem::create_directories(tmp, ec);
+      if (ec) throw error(errc::io, "create \"" + tmp.string() + "\": " + ec.message());
+      meta.init_timestamp_nsecs = now_ns_signed();
+      kvstore::write(kvstore::open_file(tmp, o.pytree.fsync), "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+    } catch (...) {
+      verdict = encode_failure(std::current_exception());
+    }
+  }
+  verdict = c.broadcast({"save.begin", step}, std::move(verdict), o.timeout);
+  if (!verdict.empty()) rethrow_remote(verdict, {});
+
+  // This process's part: "<has database> <fingerprint>" per PyTree item, or "!" and its failure.
+  std::vector<pytree_item_part> parts;
+  std::string report;
+  try {
+    for (const auto& [name, tree_ptr] : items) {
+      const dynamic_tree& tree = *tree_ptr;
+      if (tree.type() == dynamic_tree::kind::json) {
+        if (me != 0) continue;
+        auto files = kvstore::open_file(tmp, o.pytree.fsync);
+        kvstore::write(files, name + (v3 ? "/data.json" : "/metadata"), as_bytes(json::to_string(tree.as_json(), {.spaced = true})));
+        kvstore::write(files, name + "/" + std::string(commit_success_file), as_bytes("Checkpoint commit was successful"));
+        continue;
+      }
+      parts.push_back(write_pytree_item_part(tmp / name, tree, o.pytree, me, count));
+      if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) {
+        fsync_dir(tmp / name);
+        if (parts.back().has_database) fsync_dir(tmp / name / ("ocdbt.process_" + std::to_string(me)));
+      }
+      report += (parts.back().has_database ? "1 " : "0 ") + std::to_string(fingerprint(parts.back())) + ";";
+    }
+  } catch (...) {
+    report = "!" + encode_failure(std::current_exception());
+  }
+
+  verdict = agree(c, {"save.written", step}, std::move(report), o.timeout, o.timeout, [&](const std::vector<std::string>& all) {
+    for (int r = 0; r < count; ++r)
+      if (const auto& m = all[static_cast<std::size_t>(r)]; !m.empty() && m.front() == '!') {
+        const auto sp = m.find(' ');
+        // Keep the failing process's error code; name the process.
+        return m.substr(1, sp == std::string::npos ? std::string::npos : sp) + "process " + std::to_string(r) + ": " +
+               (sp == std::string::npos ? std::string() : m.substr(sp + 1));
+      }
+    std::vector<std::vector<int>> with_database(parts.size());
+    for (int r = 0; r < count; ++r) {
+      const std::string& m = all[static_cast<std::size_t>(r)];
+      std::size_t at = 0;
+      for (std::size_t k = 0; k < parts.size(); ++k) {
+        const auto end = m.find(';', at);
+        const auto sp = m.find(' ', at);
+        if (end == std::string::npos || sp == std::string::npos || sp > end)
+          throw error(errc::invalid_argument, what + ": process " + std::to_string(r) + " reported a malformed part \"" + m + "\"");
+        if (m.compare(at, 1, "1") == 0) with_database[k].push_back(r);
+        if (m.substr(sp + 1, end - sp - 1) != std::to_string(fingerprint(parts[k])))
+          throw error(errc::invalid_argument, what + ", item \"" + items[k].first + "\": process " + std::to_string(r) +
+                                                  " saved a tree that differs from the primary's (keys, dtypes, shapes, shardings or strings); "
+                                                  "every process must save the same structure");
+        at = end + 1;
+      }
+    }
+    std::size_t k = 0;
+    for (const auto& [name, tree_ptr] : items) {
+      if (tree_ptr->type() == dynamic_tree::kind::json) {
+        meta.set_handler(name, std::string(v3 ? handler_typestr::json_v1 : handler_typestr::json));
+        continue;
+      }
+      finish_pytree_item(tmp / name, parts[k], with_database[k], o.pytree);
+      if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) fsync_dir(tmp / name);
+      meta.set_handler(name, std::string(v3 ? handler_typestr::pytree_v1 : handler_typestr::standard));
+      ++k;
+    }
+    if (before_commit) before_commit(step, tmp);
+    auto files = kvstore::open_file(tmp, o.pytree.fsync);
+    if (!meta.init_timestamp_nsecs) meta.init_timestamp_nsecs = now_ns_signed();
+    meta.commit_timestamp_nsecs = now_ns_signed();
+    kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+    kvstore::write(files, commit_success_file, as_bytes("Checkpoint commit was successful to " + final_dir.string()));
+    if (o.pytree.fsync != kvstore::fsync_policy::none) fsync_dir(tmp);
+    std::error_code ec;
+    std::filesystem::rename(tmp, final_dir, ec);  // the commit point
+    if (ec) throw error(errc::io, "rename \"" + tmp.string() + "\" to \"" + final_dir.string() + "\": " + ec.message());
+    if (o.pytree.fsync != kvstore::fsync_policy::none) fsync_dir(root);
+    return std::string();
+  });
+  if (!verdict.empty()) rethrow_remote(verdict, {});
   return final_dir;
 }
 

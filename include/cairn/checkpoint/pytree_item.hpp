@@ -374,10 +374,28 @@ class pytree_item {
   std::shared_ptr<ocdbt::reader> db_;
 };
 
-/// Writes `tree` as a PyTree item into the directory `dir` (which should not exist yet).
-/// \throws cairn::error (errc::invalid_argument) for keys that cannot be stored (containing `/`, or two
-///         leaves with one parameter name), (errc::unsupported) for JSON leaves inside the tree; (errc::io).
-inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tree& tree, const pytree_save_options& o = {}) {
+/// One process's part of a PyTree item saved by several processes (orbax-format.md §1.4, §3.10): what
+/// the primary needs to finish the item once every process wrote its database.
+struct pytree_item_part {
+  int process_index = 0;
+  bool has_database = false;  ///< this process wrote `ocdbt.process_<i>/`
+  std::string metadata;       ///< `_METADATA` (every process computes it: the primary checks they agree)
+  std::string sharding;       ///< `_sharding` text, or empty
+  std::string strings;        ///< `_strings.json` text, or empty
+  /// Sharded parameters and the number of chunks the processes together must have written.
+  std::vector<std::pair<std::string, std::uint64_t>> sharded_chunks;
+};
+
+namespace detail {
+// Writes the item in one process (`part_count == 1`: the database directly at `dir`, every file) or
+// this process's part of a multi-process item: its database in `ocdbt.process_<i>/` (the primary's also
+// holds the zarr metadata and the unsharded leaves), its replica-0 shards and `array_metadatas/process_<i>`.
+inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir, const dynamic_tree& tree,
+                                               const pytree_save_options& o, int part_index, int part_count) {
+  const bool multi = part_count > 1;
+  const bool primary = part_index == 0;
+  pytree_item_part part;
+  part.process_index = part_index;
   tree_metadata meta;
   meta.use_ocdbt = true;
   meta.use_zarr3 = o.zarr_format == 3;
@@ -395,7 +413,7 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
     if (!db) {
       ocdbt::writer_options wo;
       wo.fsync = o.fsync;
-      db.emplace(files, wo);
+      db.emplace(multi ? files / ("ocdbt.process_" + std::to_string(part_index) + "/") : files, wo);
     }
     return *db;
   };
@@ -439,7 +457,7 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
       case dynamic_tree::kind::array: {
         const host_array& a = leaf.as_array();
         auto chunk = detail::choose_chunk_shape(a.shape(), size_of(a.type()), o.max_chunk_bytes);
-        write_zarr(param, a.view(), chunk);
+        if (primary) write_zarr(param, a.view(), chunk);  // every process holds it; the primary writes it
         e.value_type = std::string(o.arrays_as_jax ? value_type::jax_array : value_type::np_ndarray);
         if (o.arrays_as_jax) {
           e.write_shape = chunk;
@@ -461,14 +479,19 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
         auto put_value = [&](const std::string& key, const byte_buffer& bytes) {
           database().put(detail::array_key(param, key), bytes.view());
         };
-        put_value(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(text)));
+        if (primary) put_value(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(text)));
         index_t written = 0;
         for (const auto& s : a.shards()) {
           if (s.shard.replica != 0 || s.shard.box.empty()) continue;
           zarr::write_chunks(md, s.shard.box, s.data.view(), put_value);
           written += s.shard.box.num_elements();
         }
-        if (o.require_complete_shards && written != a.shape().num_elements())
+        if (multi) {
+          std::uint64_t chunks = a.shape().num_elements() == 0 ? 0 : 1;
+          for (std::size_t d = 0; d < chunk.size(); ++d)
+            chunks *= static_cast<std::uint64_t>((a.shape()[d] + chunk[d] - 1) / std::max<index_t>(chunk[d], 1));
+          part.sharded_chunks.emplace_back(param, chunks);
+        } else if (o.require_complete_shards && written != a.shape().num_elements())
           throw error(errc::not_found, "leaf \"" + param + "\" " + to_string(a.sharding(), a.type(), a.shape()) + ": the replica-0 shards hold " +
                                            std::to_string(written) + " of " + std::to_string(a.shape().num_elements()) + " elements");
         e.value_type = std::string(value_type::jax_array);
@@ -483,7 +506,7 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
       }
       case dynamic_tree::kind::scalar: {
         const scalar& s = leaf.as_scalar();
-        write_zarr(param, array_view(s.bytes().data(), s.type(), shape{}), {});
+        if (primary) write_zarr(param, array_view(s.bytes().data(), s.type(), shape{}), {});
         e.value_type = std::string(value_type::scalar);
         break;
       }
@@ -514,12 +537,90 @@ inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tr
     meta.entries.push_back(std::move(e));
   });
   if (db) db->commit();
+  part.has_database = db.has_value();
   std::filesystem::create_directories(dir);
   auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
-  if (!strings.empty()) put("_strings.json", strings_file_json(strings));
-  if (!shardings.empty()) put("_sharding", sharding_file_json(std::move(shardings)));
-  if (!array_metas.empty()) put("array_metadatas/process_0", to_json(array_metas));
-  put("_METADATA", to_json(meta));
+  if (!array_metas.empty()) put("array_metadatas/process_" + std::to_string(part_index), to_json(array_metas));
+  if (!strings.empty()) part.strings = strings_file_json(strings);
+  if (!shardings.empty()) part.sharding = sharding_file_json(std::move(shardings));
+  part.metadata = to_json(meta);
+  if (!multi) {
+    if (!part.strings.empty()) put("_strings.json", part.strings);
+    if (!part.sharding.empty()) put("_sharding", part.sharding);
+    put("_METADATA", part.metadata);
+    put(commit_success_file, "Checkpoint commit was successful to " + dir.string());
+  }
+  return part;
+}
+}  // namespace detail
+
+/// Writes `tree` as a PyTree item into the directory `dir` (which should not exist yet).
+/// \throws cairn::error (errc::invalid_argument) for keys that cannot be stored (containing `/`, or two
+///         leaves with one parameter name), (errc::unsupported) for JSON leaves inside the tree; (errc::io).
+inline void write_pytree_item(const std::filesystem::path& dir, const dynamic_tree& tree, const pytree_save_options& o = {}) {
+  (void)detail::write_pytree_item_impl(dir, tree, o, 0, 1);
+}
+
+/// Writes process `process_index`'s part of a PyTree item that `process_count` processes save together:
+/// its replica-0 shards into `dir/ocdbt.process_<i>/` and `array_metadatas/process_<i>`; the primary
+/// (index 0) also writes the unsharded leaves and the zarr metadata. Every process passes a tree of the
+/// same structure; sharded leaves hold the shards of this process's devices. The primary then calls
+/// `finish_pytree_item`.
+/// \throws as `write_pytree_item`.
+inline pytree_item_part write_pytree_item_part(const std::filesystem::path& dir, const dynamic_tree& tree, const pytree_save_options& o,
+                                               int process_index, int process_count) {
+  if (process_count < 2 || process_index < 0 || process_index >= process_count)
+    throw error(errc::invalid_argument, "item \"" + dir.string() + "\": process " + std::to_string(process_index) + " of " +
+                                            std::to_string(process_count) + " (a part needs at least 2 processes)");
+  return detail::write_pytree_item_impl(dir, tree, o, process_index, process_count);
+}
+
+/// A digest of what a part says about the whole item (tree metadata, shardings, strings): processes that
+/// saved the same structure have equal fingerprints, so the primary compares digests, not the texts.
+inline std::uint64_t fingerprint(const pytree_item_part& p) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (const std::string* s : {&p.metadata, &p.sharding, &p.strings}) {
+    for (unsigned char c : *s) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull;
+  }
+  return h;
+}
+
+/// The primary's last step of a multi-process item, once every process wrote its part: merges the
+/// per-process databases of `processes_with_database` into the root database by reference, checks that
+/// every chunk of every sharded array was written by some process, then writes `_METADATA`, `_sharding`,
+/// `_strings.json` and `commit_success.txt` from the primary's `part`.
+/// \throws cairn::error (errc::not_found) naming the array and the chunk count if chunks are missing;
+///         (errc::io).
+inline void finish_pytree_item(const std::filesystem::path& dir, const pytree_item_part& part,
+                               const std::vector<int>& processes_with_database, const pytree_save_options& o) {
+  const pytree_item_part& first = part;
+  auto files = kvstore::open_file(dir, o.fsync);
+  std::vector<std::string> children;
+  for (int p : processes_with_database) children.push_back("ocdbt.process_" + std::to_string(p) + "/");
+  if (!children.empty()) {
+    std::map<std::string, std::uint64_t, std::less<>> counted;
+    for (const auto& [param, n] : first.sharded_chunks) counted.emplace(param + "/", 0);
+    ocdbt::writer_options wo;
+    wo.fsync = o.fsync;
+    ocdbt::merge(files, children, wo, [&](std::string_view key) {
+      // Parameter names hold no '/': the greatest counted prefix not after the key is its parameter's.
+      auto it = counted.upper_bound(key);
+      if (it == counted.begin()) return;
+      --it;
+      if (key.substr(0, it->first.size()) != it->first) return;
+      const std::string_view rest = key.substr(it->first.size());
+      if (rest != ".zarray" && rest != "zarr.json" && rest != ".zattrs") ++it->second;
+    });
+    for (const auto& [param, n] : first.sharded_chunks)
+      if (const auto got = counted[param + "/"]; got != n)
+        throw error(errc::not_found, "item \"" + dir.string() + "\", leaf \"" + param + "\": the processes wrote " + std::to_string(got) +
+                                         " of its " + std::to_string(n) + " chunks (some shard's replica 0 is on no process's devices)");
+  }
+  auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
+  if (!first.strings.empty()) put("_strings.json", first.strings);
+  if (!first.sharding.empty()) put("_sharding", first.sharding);
+  put("_METADATA", first.metadata);
   put(commit_success_file, "Checkpoint commit was successful to " + dir.string());
 }
 

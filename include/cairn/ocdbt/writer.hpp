@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -548,9 +549,11 @@ class writer {
 /// Writes a root database under `root` that holds every key of the child databases in the
 /// subdirectories `children` (e.g. "ocdbt.process_0/"): inline values are copied, out-of-line values
 /// are referenced in the children's data files through base paths (orbax-format.md §3.10).
+/// `on_key` sees every merged key (e.g. to check that a multi-process save wrote every chunk).
 /// \throws cairn::error (errc::not_found) if a child has no manifest; (errc::invalid_argument) if two
 ///         children hold the same key.
-inline version merge(kvstore::store root, const std::vector<std::string>& children, writer_options options = {}) {
+inline version merge(kvstore::store root, const std::vector<std::string>& children, writer_options options = {},
+                     const std::function<void(std::string_view key)>& on_key = {}) {
   writer w(root, std::move(options));
   std::map<std::string, std::string> owner;
   for (const auto& dir : children) {
@@ -560,6 +563,7 @@ inline version merge(kvstore::store root, const std::vector<std::string>& childr
     child.for_each({}, [&](value_location&& l) {
       if (auto [it, fresh] = owner.emplace(l.key, base); !fresh)
         throw error(errc::invalid_argument, "merge: key \"" + l.key + "\" is in both \"" + it->second + "\" and \"" + base + "\"");
+      if (on_key) on_key(l.key);
       if (l.is_inline) w.put(l.key, l.inline_value.view());
       else w.put_reference(l.key, data_file_id{base + l.file.base_path, l.file.relative_path}, l.offset, l.size);
     });
