@@ -4,6 +4,7 @@
 // nothing is committed, the next save succeeds), processes that disagree, shards nobody wrote, and
 // restores onto other process counts.
 #include <cairn/backend/host.hpp>
+#include <cairn/checkpoint/checkpoint_manager.hpp>
 #include <cairn/checkpoint/typed.hpp>
 #include <cairn/dist/simulated.hpp>
 #include <cairn/ocdbt/reader.hpp>
@@ -282,4 +283,46 @@ TEST_CASE("a multi-process save fails everywhere, uncommitted, when processes di
       CHECK(what_of(f).find("already exists") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("managers on 4 processes: the primary decides, saves finish in the background, every process keeps the same steps") {
+  cairn_test::temp_dir dir;
+  const job_state s;
+  simulated_processes group(4);
+  auto failures = group.run([&](simulated_processes::rank_coordinator& c) {
+    const int me = c.process_index();
+    checkpoint_manager_options o;
+    o.save.coordinator = c;
+    o.save.timeout = 10000ms;
+    o.save.pytree.fsync = kvstore::fsync_policy::none;
+    o.max_to_keep = 2;
+    o.save_interval_steps = me == 0 ? 2 : 3;  // the primary's policy is everyone's
+    checkpoint_manager m(dir.path(), o);
+    std::vector<std::int64_t> saved;
+    for (std::int64_t step = 0; step <= 6; ++step) {
+      dynamic_tree t = local_tree(s, me);
+      if (m.save(step, t)) saved.push_back(step);
+      t["params"]["w"].as_sharded().shards()[0].data.mutable_bytes()[0] = std::byte{0};  // staged: the save keeps the old values
+    }
+    CHECK_THROWS_AS(m.save(6, local_tree(s, me)), error);  // already saved, on every process
+    m.wait_until_finished();
+    CHECK(saved == std::vector<std::int64_t>{0, 2, 4, 6});
+    CHECK(m.all_steps() == std::vector<std::int64_t>{4, 6});
+    std::map<std::string, std::map<std::string, sharded_array>> t;
+    const device_mesh mesh({{"data", 2}, {"model", 2}});
+    t["params"]["w"] = sharded_array::placed(named_sharding(mesh, partition_spec{"model", "data"}), {me});
+    restore_options ro;
+    ro.partial = true;
+    (void)m.restore(t, std::nullopt, ro);
+    CHECK(cairn_test::holds_slices_of(t["params"]["w"], s.w));
+    m.delete_step(4);
+    CHECK(m.all_steps() == std::vector<std::int64_t>{6});
+    m.reload();
+    CHECK(m.all_steps() == std::vector<std::int64_t>{6});
+  });
+  for (auto& f : failures) CHECK_MESSAGE(!f, what_of(f));
+  const auto steps = list_steps(dir.path());
+  REQUIRE(steps.size() == 1);
+  CHECK(steps[0].step == 6);
+  check_step(dir.path(), 6, s);
 }

@@ -10,6 +10,12 @@
 /// makes the step visible. Retention runs after each commit. At most `max_in_flight` saves are staged or
 /// running at once: a further `save` waits instead of piling up copies. The first background failure is
 /// rethrown by `wait_until_finished`, the next `save` and `close` — never swallowed.
+///
+/// With several processes (`options.save.coordinator`), every process runs a manager on the same root
+/// and calls the same functions in the same order. The primary decides — whether to save a step, which
+/// steps exist, which to delete — and broadcasts its decisions on the caller's thread; the background
+/// saves run the multi-process protocol of `cairn::save` on a channel of their own, so a save finishes
+/// collectively while the caller trains.
 #pragma once
 
 #include <algorithm>
@@ -146,20 +152,17 @@ class checkpoint_manager {
   template <class T>
   bool save(std::int64_t step, const T& tree, const save_args& args = {}) {
     if (options_.read_only) throw error(errc::unsupported, "checkpoint root \"" + root_.string() + "\" is read-only");
-    {
-      // Decide before staging: a skipped step costs no copy.
-      std::lock_guard lock(state_->mutex);
-      if (!args.force && !state_->failure && !should_save_locked(step) && !state_->pending.count(step) && !has_step_locked(step))
-        return false;
-    }
+    rethrow_failure();
+    // Decide before staging: a skipped step costs no copy.
+    if (!decide(step, args.force)) return false;
     std::map<std::string, dynamic_tree> items;
     items.emplace("default", stage(tree));  // moved in: an initializer list would copy the staged tree
-    return save_items(step, std::move(items), args);
+    return start_save(step, std::move(items), args, nullptr, true);
   }
   /// Saves several items (Keras's layout: `pytree`, `model_config`, `assets`); a JSON value becomes a
   /// JSON item. The trees are moved in: they are the staged copies.
   bool save_items(std::int64_t step, std::map<std::string, dynamic_tree> items, const save_args& args = {}) {
-    return start_save(step, std::move(items), args, nullptr);
+    return start_save(step, std::move(items), args, nullptr, std::nullopt);
   }
 
   /// As `save`, reporting the background result through an Asio completion token (a callback
@@ -177,7 +180,7 @@ class checkpoint_manager {
             asio::dispatch(ex, [shared_handler, e = std::move(e)]() mutable { (*shared_handler)(std::move(e)); });
           };
           try {
-            if (!start_save(step, std::move(*staged), args, done)) done(nullptr);
+            if (!start_save(step, std::move(*staged), args, done, std::nullopt)) done(nullptr);
           } catch (...) {
             done(std::current_exception());
           }
@@ -257,20 +260,33 @@ class checkpoint_manager {
     return out;
   }
 
-  /// Deletes a committed step (waits for running saves first).
+  /// Deletes a committed step (waits for running saves first). With several processes the primary
+  /// deletes and the others forget the step.
   /// \throws cairn::error (errc::unsupported) in read-only mode; (errc::not_found) if there is no such step.
   void delete_step(std::int64_t step) {
     if (options_.read_only) throw error(errc::unsupported, "checkpoint root \"" + root_.string() + "\" is read-only");
     wait_idle();
-    std::lock_guard lock(state_->mutex);
-    (void)find_locked(step);
-    remove_locked(step);
+    std::string verdict;
+    if (control_.is_primary()) {
+      try {
+        std::lock_guard lock(state_->mutex);
+        (void)find_locked(step);
+        remove_locked(step);
+      } catch (...) {
+        if (!coordinated()) throw;
+        verdict = encode_failure(std::current_exception());
+      }
+    }
+    if (!coordinated()) return;
+    verdict = control_.broadcast({"manager.delete", step}, std::move(verdict), options_.save.timeout);
+    if (!verdict.empty()) rethrow_remote(verdict, {});
+    if (!control_.is_primary()) forget(step);
   }
-  /// Re-reads the steps and their metrics from disk (another process may have saved).
+  /// Re-reads the steps and their metrics from disk (another process may have saved). With several
+  /// processes, the primary's list is everyone's.
   void reload() {
     wait_idle();
-    std::lock_guard lock(state_->mutex);
-    state_->steps = scan();
+    sync_steps({"manager.reload"});
   }
   /// Waits for running saves and rethrows the first failure not yet reported. The manager stays usable.
   void close() { wait_until_finished(); }
@@ -296,9 +312,60 @@ class checkpoint_manager {
       std::filesystem::create_directories(root_, ec);
       if (ec) throw error(errc::io, "create checkpoint root \"" + root_.string() + "\": " + ec.message());
     }
-    if (!options_.read_only && options_.cleanup_tmp_directories)
+    control_ = options_.save.coordinator;
+    if (coordinated()) io_ = control_.duplicate();  // the background saves' own channel
+    if (!options_.read_only && options_.cleanup_tmp_directories && control_.is_primary())
       for (const auto& p : list_tmp_dirs(root_)) std::filesystem::remove_all(p, ec);
-    state_->steps = scan();
+    sync_steps({"manager.open"});
+  }
+
+  bool coordinated() const { return control_.process_count() > 1; }
+
+  // Scans the root; with several processes everyone keeps the primary's steps (which also orders the
+  // primary's clean-up before anyone's first save).
+  void sync_steps(collective op) {
+    auto steps = scan();
+    if (coordinated()) {
+      std::string list;
+      if (control_.is_primary())
+        for (const auto& s : steps) list += std::to_string(s.step) + " ";
+      list = control_.broadcast(op, std::move(list), options_.save.timeout);
+      std::set<std::int64_t> keep;
+      for (std::size_t at = 0, sp; (sp = list.find(' ', at)) != std::string::npos; at = sp + 1)
+        keep.insert(std::stoll(list.substr(at, sp - at)));
+      std::erase_if(steps, [&](const step_info& s) { return !keep.count(s.step); });
+    }
+    std::lock_guard lock(state_->mutex);
+    state_->steps = std::move(steps);
+  }
+
+  // Whether to save `step`: this process's policy, or with several processes the primary's for all.
+  // \throws cairn::error (errc::already_exists) if the step is saved or being saved.
+  bool decide(std::int64_t step, bool force) {
+    std::string verdict;
+    if (control_.is_primary()) {
+      try {
+        std::lock_guard lock(state_->mutex);
+        check_new_locked(step);
+        verdict = force || should_save_locked(step) ? "1" : "0";
+      } catch (...) {
+        if (!coordinated()) throw;
+        verdict = "!" + encode_failure(std::current_exception());
+      }
+    }
+    if (coordinated()) verdict = control_.broadcast({"manager.save", step}, std::move(verdict), options_.save.timeout);
+    if (!verdict.empty() && verdict.front() == '!') rethrow_remote(std::string_view(verdict).substr(1), {});
+    return verdict == "1";
+  }
+  void check_new_locked(std::int64_t step) const {
+    if (has_step_locked(step))
+      throw error(errc::already_exists, "checkpoint root \"" + root_.string() + "\": step " + std::to_string(step) + " already exists");
+    if (state_->pending.count(step))
+      throw error(errc::already_exists, "checkpoint root \"" + root_.string() + "\": step " + std::to_string(step) + " is being saved");
+  }
+  void forget(std::int64_t step) {
+    std::lock_guard lock(state_->mutex);
+    std::erase_if(state_->steps, [&](const step_info& s) { return s.step == step; });
   }
 
   template <class T>
@@ -419,20 +486,16 @@ class checkpoint_manager {
     state_->changed.wait(lock, [&] { return state_->in_flight == 0; });
   }
 
+  // `decided`: `decide` already said yes (save stages only then); unset: decide here.
   bool start_save(std::int64_t step, std::map<std::string, dynamic_tree> items, const save_args& args,
-                  std::function<void(std::exception_ptr)> done) {
+                  std::function<void(std::exception_ptr)> done, std::optional<bool> decided) {
     if (options_.read_only) throw error(errc::unsupported, "checkpoint root \"" + root_.string() + "\" is read-only");
-    rethrow_failure();
+    if (!decided) {
+      rethrow_failure();
+      if (!decide(step, args.force)) return false;
+    }
     {
       std::unique_lock lock(state_->mutex);
-      for (const auto& s : state_->steps)
-        if (s.step == step)
-          throw error(errc::already_exists, "checkpoint root \"" + root_.string() + "\": step " + std::to_string(step) +
-                                                " already exists");
-      if (state_->pending.count(step))
-        throw error(errc::already_exists, "checkpoint root \"" + root_.string() + "\": step " + std::to_string(step) +
-                                              " is being saved");
-      if (!args.force && !should_save_locked(step)) return false;
       // Bound memory: wait for a slot before the staged copy is handed over.
       state_->changed.wait(lock, [&] { return state_->in_flight < options_.max_in_flight; });
       ++state_->in_flight;
@@ -441,6 +504,7 @@ class checkpoint_manager {
     }
     auto job = std::make_shared<std::map<std::string, dynamic_tree>>(std::move(items));
     save_options so = options_.save;
+    so.coordinator = io_;
     so.naming = options_.naming;
     so.metrics = args.metrics;
     so.custom_metadata = args.custom_metadata;
@@ -458,16 +522,30 @@ class checkpoint_manager {
           state->recycled = std::move(keep);
         }
         job.reset();
-        std::lock_guard lock(state->mutex);
-        step_info info{step, std::chrono::system_clock::now(), so.metrics};
-        auto at = std::upper_bound(state->steps.begin(), state->steps.end(), step,
-                                   [](std::int64_t s, const step_info& i) { return s < i.step; });
-        state->steps.insert(at, std::move(info));
-        const auto keep = preservation()(state->steps);
-        std::vector<std::int64_t> doomed;
-        for (std::size_t i = 0; i < keep.size(); ++i)
-          if (!keep[i]) doomed.push_back(state->steps[i].step);
-        for (auto s : doomed) remove_locked(s);
+        std::string doomed_list;  // the primary's retention decision, for the other processes
+        {
+          std::lock_guard lock(state->mutex);
+          step_info info{step, std::chrono::system_clock::now(), so.metrics};
+          auto at = std::upper_bound(state->steps.begin(), state->steps.end(), step,
+                                     [](std::int64_t s, const step_info& i) { return s < i.step; });
+          state->steps.insert(at, std::move(info));
+          if (io_.is_primary()) {
+            const auto keep = preservation()(state->steps);
+            std::vector<std::int64_t> doomed;
+            for (std::size_t i = 0; i < keep.size(); ++i)
+              if (!keep[i]) doomed.push_back(state->steps[i].step);
+            for (auto s : doomed) {
+              remove_locked(s);
+              doomed_list += std::to_string(s) + " ";
+            }
+          }
+        }
+        if (coordinated()) {
+          doomed_list = io_.broadcast({"manager.retain", step}, std::move(doomed_list), so.timeout);
+          if (!io_.is_primary())
+            for (std::size_t at = 0, sp; (sp = doomed_list.find(' ', at)) != std::string::npos; at = sp + 1)
+              forget(std::stoll(doomed_list.substr(at, sp - at)));
+        }
       } catch (...) {
         failure = std::current_exception();
       }
@@ -494,6 +572,8 @@ class checkpoint_manager {
   asio::strand<executor_type> strand_{executor_};
   checkpoint_manager_options options_;
   std::shared_ptr<shared_state> state_ = std::make_shared<shared_state>();
+  any_coordinator control_;  // the caller's thread: decisions
+  any_coordinator io_;       // the background saves (a duplicate channel when coordinated)
 };
 
 }  // namespace cairn

@@ -4,9 +4,13 @@
 //                                then loads the step and compares every array.
 //   restore ROOT STEP MESH SPEC  N processes restore it onto MESH with `w` as SPEC (and `b`, `r`
 //                                row-sharded), each onto its own devices, and check every slice.
+//   manager ROOT                 4 processes run checkpoint_managers (max_to_keep 2) saving steps 0-5
+//                                in the background while they go on; every process must keep {4, 5}
+//                                and restore the latest step onto its own device.
 //   kill ROOT STEP               4 processes save; rank 3 dies (SIGKILL) on arriving at save.written.
 //                                The others must fail with a timeout naming rank 3, with no step.
 // Exit status 0 when every check of this rank passed.
+#include <cairn/checkpoint/checkpoint_manager.hpp>
 #include <cairn/checkpoint/typed.hpp>
 #include <cairn/dist/mpi.hpp>
 
@@ -89,6 +93,31 @@ int restore_job(const std::filesystem::path& root, std::int64_t step, const std:
   return ok ? 0 : 1;
 }
 
+int manager_job(const std::filesystem::path& root) {
+  mpi_coordinator c;
+  const int me = c.process_index();
+  const cairn_test::job_state s;
+  checkpoint_manager_options o;
+  o.save = options(c, 60s);
+  o.max_to_keep = 2;
+  checkpoint_manager m(root, o);
+  for (std::int64_t step = 0; step < 6; ++step) {
+    dynamic_tree t = cairn_test::local_tree(s, me);
+    if (!m.save(step, t)) throw error(errc::invalid_argument, "the policy skipped step " + std::to_string(step));
+  }
+  m.wait_until_finished();
+  std::map<std::string, std::map<std::string, sharded_array>> target;
+  target["params"]["w"] = sharded_array::placed(named_sharding(device_mesh({{"x", 4}}), partition_spec{replicated, "x"}), {me});
+  restore_options ro;
+  ro.partial = true;
+  (void)m.restore(target, std::nullopt, ro);
+  const bool ok = m.all_steps() == std::vector<std::int64_t>{4, 5} && cairn_test::holds_slices_of(target["params"]["w"], s.w);
+  std::cout << "rank " << me << ": steps";
+  for (auto step : m.all_steps()) std::cout << ' ' << step;
+  std::cout << ", restored " << (ok ? "bit-exact" : "MISMATCH") << std::endl;
+  return ok ? 0 : 1;
+}
+
 int kill_during_save(const std::filesystem::path& root, std::int64_t step) {
   dying_coordinator c{mpi_coordinator(), 3, "save.written"};
   const cairn_test::job_state s;
@@ -116,8 +145,9 @@ int main(int argc, char** argv) {
     const std::vector<std::string> args(argv + 1, argv + argc);
     if (args.size() == 3 && args[0] == "save") return save_job(args[1], std::stoll(args[2]));
     if (args.size() == 5 && args[0] == "restore") return restore_job(args[1], std::stoll(args[2]), args[3], args[4]);
+    if (args.size() == 2 && args[0] == "manager") return manager_job(args[1]);
     if (args.size() == 3 && args[0] == "kill") return kill_during_save(args[1], std::stoll(args[2]));
-    std::cerr << "usage: cairn_mpi_checkpoint save ROOT STEP | restore ROOT STEP MESH SPEC | kill ROOT STEP\n";
+    std::cerr << "usage: cairn_mpi_checkpoint save ROOT STEP | restore ROOT STEP MESH SPEC | manager ROOT | kill ROOT STEP\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
