@@ -174,10 +174,17 @@ inline std::filesystem::path save_item_refs(const std::filesystem::path& root, s
 }  // namespace detail
 
 inline std::filesystem::path save_items(const std::filesystem::path& root, std::int64_t step,
-                                        const std::map<std::string, dynamic_tree>& items, const save_options& o = {}) {
+                                        const std::map<std::string, dynamic_tree>& items, const save_options& o) {
   detail::item_refs refs;
   for (const auto& [name, tree] : items) refs.emplace_back(name, &tree);
   return detail::save_item_refs(root, step, refs, o);
+}
+/// As above with the default options (an overload: g++ 12 reports a defaulted options temporary as
+/// maybe-uninitialized at call sites).
+inline std::filesystem::path save_items(const std::filesystem::path& root, std::int64_t step,
+                                        const std::map<std::string, dynamic_tree>& items) {
+  static const save_options defaults;
+  return save_items(root, step, items, defaults);
 }
 
 namespace detail {
@@ -355,8 +362,13 @@ inline std::filesystem::path detail::save_collective(const std::filesystem::path
 
 /// Saves one tree as item `default` (what Orbax's CheckpointManager does with a single item).
 inline std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const dynamic_tree& tree,
-                                  const save_options& o = {}) {
+                                  const save_options& o) {
   return detail::save_item_refs(root, step, {{"default", &tree}}, o);
+}
+/// As above with the default options.
+inline std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const dynamic_tree& tree) {
+  static const save_options defaults;
+  return save(root, step, tree, defaults);
 }
 
 }  // namespace cairn

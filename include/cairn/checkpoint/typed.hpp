@@ -145,13 +145,20 @@ struct typed_save_options {
 /// Saves a C++ tree as step `step` under `root` (item `options.item`).
 template <class T>
   requires(!std::same_as<T, dynamic_tree>)
-std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const T& tree,
-                           const typed_save_options& options = {}) {
+std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const T& tree, const typed_save_options& options) {
   detail::stage_visitor v;
   v.cast = &options.cast;
   key_path path;
   walk_tree(tree, path, v);
   return detail::save_item_refs(root, step, {{options.item, &v.root}}, options.base);
+}
+/// As above with the default options. (An overload, not a `= {}` default argument: g++ 12 reports a
+/// defaulted options temporary as maybe-uninitialized at every call site.)
+template <class T>
+  requires(!std::same_as<T, dynamic_tree>)
+std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const T& tree) {
+  static const typed_save_options defaults;
+  return save(root, step, tree, defaults);
 }
 
 /// Options of a typed restore.

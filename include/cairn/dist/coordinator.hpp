@@ -75,21 +75,26 @@ class single_process {
 /// Holds any `coordinator` by value (copies share the model's channel; `duplicate` makes a new one).
 class any_coordinator {
  public:
-  /// The single-process coordinator.
-  any_coordinator() : any_coordinator(single_process{}) {}
+  /// The single-process coordinator (holds nothing: options structs that embed one stay cheap).
+  any_coordinator() noexcept = default;
   template <coordinator C>
     requires(!std::same_as<std::remove_cvref_t<C>, any_coordinator>)
   any_coordinator(C c) : impl_(std::make_shared<model<C>>(std::move(c))) {}  // NOLINT: implicit by design
 
-  int process_index() const { return impl_->process_index(); }
-  int process_count() const { return impl_->process_count(); }
+  int process_index() const { return impl_ ? impl_->process_index() : 0; }
+  int process_count() const { return impl_ ? impl_->process_count() : 1; }
   bool is_primary() const { return process_index() == 0; }
-  void barrier(collective op, collective_timeout t) { impl_->barrier(op, t); }
-  std::string broadcast(collective op, std::string msg, collective_timeout t) { return impl_->broadcast(op, std::move(msg), t); }
+  void barrier(collective op, collective_timeout t) {
+    if (impl_) impl_->barrier(op, t);
+  }
+  std::string broadcast(collective op, std::string msg, collective_timeout t) {
+    return impl_ ? impl_->broadcast(op, std::move(msg), t) : msg;
+  }
   std::vector<std::string> gather(collective op, std::string msg, collective_timeout t) {
+    if (!impl_) return {std::move(msg)};
     return impl_->gather(op, std::move(msg), t);
   }
-  any_coordinator duplicate() const { return any_coordinator(impl_->duplicate()); }
+  any_coordinator duplicate() const { return impl_ ? any_coordinator(impl_->duplicate()) : any_coordinator(); }
 
  private:
   struct concept_t {
