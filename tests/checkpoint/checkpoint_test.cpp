@@ -2,6 +2,7 @@
 // Whole checkpoints through the untyped API: every Orbax fixture behaves as its README says, and
 // cairn's own saves round-trip every leaf kind, commit atomically and refuse to overwrite.
 #include <cairn/checkpoint/checkpoint.hpp>
+#include <cairn/checkpoint/verify.hpp>
 
 #include <doctest/doctest.h>
 
@@ -171,4 +172,35 @@ TEST_CASE("a stale temporary directory is never listed or loaded") {
   CHECK(cairn::list_steps(dir.path()).size() == 1);
   CHECK(cairn::load(dir.path()).at(cairn::key_path{"default", "x"}).as_scalar().as<int>() == 1);
   CHECK_THROWS_WITH_AS(cairn::load(dir.path() / "nothing"), doctest::Contains("is not a directory"), cairn::error);
+}
+
+TEST_CASE("large chunks are streamed into the data file while they are encoded, in both zarr versions and uncompressed") {
+  cairn_test::temp_dir dir;
+  // 24 MiB of float32 and a 4-way sharded array with 18 MiB shards: both above the streaming threshold.
+  const cairn::index_t n = (std::int64_t{24} << 20) / 4;
+  cairn::host_array big(cairn::dtype::float32, cairn::shape{n});
+  auto b = big.mutable_bytes();
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::byte>((i * 2654435761u) >> 13);
+  cairn::host_array wide(cairn::dtype::uint8, cairn::shape{4, std::int64_t{18} << 20});
+  auto wb = wide.mutable_bytes();
+  for (std::size_t i = 0; i < wb.size(); ++i) wb[i] = static_cast<std::byte>(i % 251 < 40 ? 0 : i % 7);
+  const cairn::device_mesh mesh({{"x", 4}});
+  dynamic_tree tree = dynamic_tree::map({{"big", big},
+                                         {"small", cairn::scalar(1.0f)},
+                                         {"wide", cairn::sharded_array::scatter(wide.view(), cairn::named_sharding(mesh, cairn::partition_spec{"x"}))}});
+  for (int zarr : {2, 3})
+    for (bool compress : {true, false}) {
+      CAPTURE(zarr);
+      CAPTURE(compress);
+      cairn::save_options o;
+      o.pytree.zarr_format = zarr;
+      o.pytree.compress = compress;
+      const fs::path root = dir.path() / ("z" + std::to_string(zarr) + (compress ? "c" : "u"));
+      cairn::save(root, 1, tree, o);
+      auto back = cairn::load(root);
+      CHECK(back.at(cairn::key_path{"default", "big"}).as_array() == big);
+      CHECK(back.at(cairn::key_path{"default", "wide"}).as_array() == wide);
+      const auto report = cairn::verify(root);
+      CHECK_MESSAGE(report.ok(), report.problems.size());
+    }
 }

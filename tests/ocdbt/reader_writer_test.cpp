@@ -9,6 +9,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -317,5 +319,46 @@ TEST_CASE("a value whose data file vanished is a clear error") {
     FAIL("expected an error");
   } catch (const cairn::error& e) {
     CHECK(e.code() == cairn::errc::not_found);
+  }
+}
+
+TEST_CASE("streamed values: pieces written while produced, over file and memory stores, next to ordinary values") {
+  cairn_test::temp_dir dir;
+  for (const bool on_disk : {true, false}) {
+    CAPTURE(on_disk);
+    kv::store base = on_disk ? kv::open_file(dir.path() / "db", kv::fsync_policy::none) : kv::open_memory();
+    std::map<std::string, std::string> want;
+    {
+      oc::writer w(base, no_sync());
+      // Sizes around the 8 MiB pieces and the 4 KiB O_DIRECT blocks; produced in uneven steps.
+      for (std::size_t size : {std::size_t{5000}, (std::size_t{8} << 20) - 1, std::size_t{8} << 20, (std::size_t{19} << 20) + 4097}) {
+        const std::string key = "streamed/" + std::to_string(size);
+        want[key] = value_for(key, size);
+        w.put_streamed(key, size + 1000, [&](auto& out) {
+          std::size_t at = 0, step = 777;
+          while (at < size) {
+            const auto space = out.space();
+            const std::size_t n = std::min({space.size(), size - at, step});
+            std::memcpy(space.data(), want[key].data() + at, n);
+            out.produced(n);
+            at += n;
+            step = step * 3 + 1;
+          }
+        });
+        want["plain/" + std::to_string(size)] = value_for("plain/" + std::to_string(size), 3000);
+        w.put("plain/" + std::to_string(size), cairn::as_bytes(want["plain/" + std::to_string(size)]));
+      }
+      CHECK_THROWS_AS(w.put_streamed("too/long", 10, [&](auto& out) {
+        for (int i = 0; i < 3; ++i) {
+          auto space = out.space();
+          std::memset(space.data(), 1, std::min<std::size_t>(space.size(), 8));
+          out.produced(std::min<std::size_t>(space.size(), 8));
+        }
+      }),
+                      cairn::error);
+      w.commit();
+    }
+    oc::reader r(base);
+    CHECK(read_all(r) == want);
   }
 }

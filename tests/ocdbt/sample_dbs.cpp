@@ -7,6 +7,7 @@
 #include <cairn/kvstore/file.hpp>
 #include <cairn/ocdbt/writer.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -54,6 +55,26 @@ int main(int argc, char** argv) {
       for (std::size_t size : {0, 1, 100, 1023, 1024, 1025, 4096, 700000, 900000, 3000000}) {
         auto v = value_for(i, size);
         w.put("v/" + std::to_string(1000 + i++), cairn::as_bytes(v));
+      }
+      w.commit();
+    }
+    {  // values streamed while produced (pieces written in parallel, O_DIRECT padding, unwritten holes
+       // after each value where the announced size exceeded the real one), between ordinary values
+      oc::writer w(kv::open_file(out / "streamed", kv::fsync_policy::none), options());
+      std::size_t i = 0;
+      for (std::size_t size : {std::size_t{3000}, std::size_t{9} << 20, (std::size_t{17} << 20) + 5}) {
+        const auto v = value_for(100 + i, size);
+        w.put_streamed("s/" + std::to_string(i), size + 12345, [&](auto& out) {
+          for (std::size_t at = 0; at < v.size();) {
+            auto space = out.space();
+            const std::size_t n = std::min(space.size(), v.size() - at);
+            std::memcpy(space.data(), v.data() + at, n);
+            out.produced(n);
+            at += n;
+          }
+        });
+        w.put("t/" + std::to_string(i), cairn::as_bytes(value_for(200 + i, 5000)));
+        ++i;
       }
       w.commit();
     }

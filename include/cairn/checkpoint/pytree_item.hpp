@@ -387,6 +387,21 @@ struct pytree_item_part {
 };
 
 namespace detail {
+// A zarr chunk sink that also streams large chunks into the database (zarr::streaming_chunk_sink).
+template <class Put, class Stream>
+struct streaming_put {
+  static constexpr bool streams_values = true;
+  Put put;
+  Stream stream;
+  void operator()(const std::string& key, const byte_buffer& bytes) { put(key, bytes); }
+  template <class Fill>
+  void put_streamed(const std::string& key, std::uint64_t max_size, Fill&& fill) {
+    stream(key, max_size, fill);
+  }
+};
+template <class Put, class Stream>
+streaming_put(Put, Stream) -> streaming_put<Put, Stream>;
+
 // Writes the item in one process (`part_count == 1`: the database directly at `dir`, every file) or
 // this process's part of a multi-process item: its database in `ocdbt.process_<i>/` (the primary's also
 // holds the zarr metadata and the unsharded leaves), its replica-0 shards and `array_metadatas/process_<i>`.
@@ -431,12 +446,16 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
       std::string text = zarr::to_json(md);
       memo = zarr_memo{std::move(md), std::move(text)};
     }
-    zarr::write_array(memo->md, memo->text, v, [&](const std::string& key, const byte_buffer& bytes) {
-      key_buf.assign(param);
-      if (!param.empty()) key_buf += '/';
-      key_buf += key;
-      database().put(key_buf, bytes.view());
-    });
+    zarr::write_array(memo->md, memo->text, v,
+                      streaming_put{[&](const std::string& key, const byte_buffer& bytes) {
+                                      key_buf.assign(param);
+                                      if (!param.empty()) key_buf += '/';
+                                      key_buf += key;
+                                      database().put(key_buf, bytes.view());
+                                    },
+                                    [&](const std::string& key, std::uint64_t max_size, auto& fill) {
+                                      database().put_streamed(array_key(param, key), max_size, fill);
+                                    }});
   };
   tree.for_each_leaf([&](const key_path& path, const dynamic_tree& leaf) {
     for (std::size_t i = 0; i < path.size(); ++i)
@@ -476,9 +495,12 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
         auto md = zarr::orbax_metadata(o.zarr_format, a.type(), a.shape(), chunk, o.compress);
         md.frame_checksums = o.checksums;
         const std::string text = zarr::to_json(md);
-        auto put_value = [&](const std::string& key, const byte_buffer& bytes) {
-          database().put(detail::array_key(param, key), bytes.view());
-        };
+        auto put_value = streaming_put{[&](const std::string& key, const byte_buffer& bytes) {
+                                         database().put(array_key(param, key), bytes.view());
+                                       },
+                                       [&](const std::string& key, std::uint64_t max_size, auto& fill) {
+                                         database().put_streamed(array_key(param, key), max_size, fill);
+                                       }};
         if (primary) put_value(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(text)));
         index_t written = 0;
         for (const auto& s : a.shards()) {

@@ -143,14 +143,7 @@ class zstd_compressor {
   std::size_t compress(byte_view in, mutable_byte_view out) {
     // Large inputs are compressed by several threads into the same single frame (zstd's own worker
     // pool; a no-op where libzstd lacks multithreading). Small ones stay on the caller's thread.
-    const int workers = in.size() >= parallel_threshold ? parallel_workers() : 0;
-    if (workers != workers_) {
-      if (!ZSTD_isError(ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_nbWorkers, workers))) {
-        workers_ = workers;
-        // Small jobs keep the workers' buffers (a few jobs in flight) to a few MiB.
-        if (workers > 0) (void)ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_jobSize, 2 << 20);
-      }
-    }
+    set_workers(in.size());
     std::size_t const n = ZSTD_compress2(ctx_.get(), out.data(), out.size(), in.data(), in.size());
     if (ZSTD_isError(n)) {
       if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) throw std::bad_alloc();
@@ -158,6 +151,34 @@ class zstd_compressor {
                                               std::to_string(out.size()) + ": " + ZSTD_getErrorName(n));
     }
     return n;
+  }
+
+  /// Compresses `in` into one frame delivered in pieces, so that a caller can write a large frame
+  /// while it is being compressed: `out.space()` returns a non-empty buffer to write to next and
+  /// `out.produced(n)` hands over its first `n` bytes. Returns the frame's size. The frame is the same
+  /// as `compress` makes (content size recorded, checksum as set).
+  /// \throws cairn::error (errc::invalid_argument) if zstd fails; whatever `out` throws.
+  template <class Out>
+  std::size_t compress_streamed(byte_view in, Out& out) {
+    set_workers(in.size());
+    (void)ZSTD_CCtx_reset(ctx_.get(), ZSTD_reset_session_only);
+    std::size_t rc = ZSTD_CCtx_setPledgedSrcSize(ctx_.get(), in.size());
+    if (ZSTD_isError(rc)) throw error(errc::invalid_argument, std::string("zstd: pledged size: ") + ZSTD_getErrorName(rc));
+    ZSTD_inBuffer src{in.data(), in.size(), 0};
+    std::size_t total = 0;
+    do {
+      const mutable_byte_view space = out.space();
+      ZSTD_outBuffer dst{space.data(), space.size(), 0};
+      rc = ZSTD_compressStream2(ctx_.get(), &dst, &src, ZSTD_e_end);
+      if (ZSTD_isError(rc)) {
+        (void)ZSTD_CCtx_reset(ctx_.get(), ZSTD_reset_session_only);
+        if (ZSTD_getErrorCode(rc) == ZSTD_error_memory_allocation) throw std::bad_alloc();
+        throw error(errc::invalid_argument, "zstd: compressing " + std::to_string(in.size()) + " bytes: " + ZSTD_getErrorName(rc));
+      }
+      out.produced(dst.pos);
+      total += dst.pos;
+    } while (rc != 0);
+    return total;
   }
 
   /// Compresses `in` into a new buffer holding exactly one frame.
@@ -172,6 +193,16 @@ class zstd_compressor {
   static constexpr std::size_t parallel_threshold = std::size_t{16} << 20;
 
  private:
+  void set_workers(std::size_t input_size) {
+    const int workers = input_size >= parallel_threshold ? parallel_workers() : 0;
+    if (workers != workers_) {
+      if (!ZSTD_isError(ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_nbWorkers, workers))) {
+        workers_ = workers;
+        // Small jobs keep the workers' buffers (a few jobs in flight) to a few MiB.
+        if (workers > 0) (void)ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_jobSize, 2 << 20);
+      }
+    }
+  }
   static int parallel_workers() noexcept {
     static const int n = static_cast<int>(std::min(8u, std::max(1u, std::thread::hardware_concurrency())));
     return n > 1 ? n : 0;

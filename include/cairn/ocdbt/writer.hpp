@@ -13,8 +13,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -24,6 +27,8 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -117,6 +122,50 @@ class data_file_sink {
     return {data_file_id{"", std::move(name)}, offset};
   }
 
+  /// Appends a value produced in pieces by `fill(out)` (at most `max_size` bytes, through
+  /// `out.space()` / `out.produced(n)`). On a file store each full piece goes to disk on another thread
+  /// while the next is produced, so encoding and writing overlap and only a few pieces are ever in
+  /// memory. Returns where the value landed and its size. The unused rest of the region reserved for
+  /// `max_size` is never written (a hole nothing references).
+  template <class Fill>
+  std::tuple<data_file_id, std::uint64_t, std::uint64_t> append_streamed(std::uint64_t max_size, Fill&& fill) {
+    if (root_.empty()) {  // not a file store: produce the whole value, then append it
+      byte_buffer whole(static_cast<std::size_t>(max_size));
+      struct into_buffer {
+        byte_buffer& b;
+        std::size_t used = 0;
+        mutable_byte_view space() {
+          if (used == b.size()) throw error(errc::invalid_argument, "streamed value exceeds its announced size");
+          return mutable_byte_view(b.data() + used, b.size() - used);
+        }
+        void produced(std::size_t n) { used += n; }
+      } out{whole};
+      fill(out);
+      whole.resize(out.used);
+      auto [file, offset] = append(whole.view());
+      return {std::move(file), offset, whole.size()};
+    }
+    std::string name;
+    std::uint64_t offset;
+    int fd = -1, direct_fd = -1;
+    {
+      std::lock_guard lock(mutex_);
+      const std::uint64_t need = round_up(max_size) + direct_block;
+      if (files_.empty() || (files_.back().size > 0 && files_.back().size + need > options_.target_data_file_size))
+        open_new_file();
+      file& f = files_.back();
+      name = f.name;
+      offset = round_up(f.size);
+      f.size = offset + round_up(max_size);
+      fd = f.fd;
+      direct_fd = f.direct_fd;
+    }
+    piece_writer out(direct_fd >= 0 ? direct_fd : fd, direct_fd >= 0, offset, max_size, root_ / name);
+    fill(out);
+    const std::uint64_t n = out.finish();
+    return {data_file_id{"", std::move(name)}, offset, n};
+  }
+
   /// Makes every data file durable (or, on other stores, writes it) before the manifest refers to it.
   void finish() {
     std::lock_guard lock(mutex_);
@@ -165,6 +214,120 @@ class data_file_sink {
     if (options_.fsync != kvstore::fsync_policy::none && bytes.size() >= direct_threshold)
       ::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(bytes.size()), SYNC_FILE_RANGE_WRITE);
   }
+
+  // Pieces of one streamed value: filled by the caller, written by a few threads of its own at their
+  // offsets — several writes in flight, as a disk needs to reach its rate (the roofline probe keeps
+  // four). Buffers rotate: the caller fills one while the others wait for, or are at, the disk.
+  class piece_writer {
+   public:
+    static constexpr std::size_t piece = std::size_t{8} << 20;
+    static constexpr int writers = 4;
+    piece_writer(int fd, bool direct, std::uint64_t offset, std::uint64_t limit, std::filesystem::path path)
+        : fd_(fd), direct_(direct), offset_(offset), limit_(limit), path_(std::move(path)) {
+      for (auto& b : buffers_) {
+        b = byte_buffer(piece);  // large allocations are page-aligned, as O_DIRECT needs
+        free_.push_back(&b);
+      }
+      for (auto& t : threads_) t = std::thread([this] { run(); });
+    }
+    piece_writer(const piece_writer&) = delete;
+    piece_writer& operator=(const piece_writer&) = delete;
+    ~piece_writer() {
+      {
+        std::lock_guard lock(m_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      for (auto& t : threads_) t.join();
+    }
+    mutable_byte_view space() {
+      if (current_ && used_ == piece) submit();
+      if (!current_) {
+        std::unique_lock lock(m_);
+        cv_.wait(lock, [&] { return !free_.empty() || failure_; });
+        if (failure_) std::rethrow_exception(failure_);
+        current_ = free_.back();
+        free_.pop_back();
+        used_ = 0;
+      }
+      return mutable_byte_view(current_->data() + used_, piece - used_);
+    }
+    void produced(std::size_t n) {
+      used_ += n;
+      if (submitted_ + used_ > limit_)
+        throw error(errc::invalid_argument, "write \"" + path_.string() + "\": streamed value exceeds its announced " +
+                                                std::to_string(limit_) + " bytes");
+    }
+    // Writes what is left and waits for the disk; returns the value's size.
+    std::uint64_t finish() {
+      if (current_ && used_ > 0) submit();
+      std::unique_lock lock(m_);
+      cv_.wait(lock, [&] { return (queue_.empty() && busy_ == 0) || failure_; });
+      if (failure_) std::rethrow_exception(failure_);
+      return submitted_;
+    }
+
+   private:
+    void submit() {
+      std::size_t bytes = used_;
+      if (direct_ && bytes % direct_block != 0) {  // the last piece: pad to whole blocks (inside the reservation)
+        const std::size_t padded = round_up(bytes);
+        std::memset(current_->data() + bytes, 0, padded - bytes);
+        bytes = padded;
+      }
+      {
+        std::lock_guard lock(m_);
+        queue_.push_back({current_, bytes, offset_ + submitted_});
+      }
+      cv_.notify_all();
+      submitted_ += used_;
+      current_ = nullptr;
+      used_ = 0;
+    }
+    void run() {
+      std::unique_lock lock(m_);
+      for (;;) {
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        const job j = queue_.front();
+        queue_.pop_front();
+        ++busy_;
+        lock.unlock();
+        std::exception_ptr failed;
+        try {
+          kvstore::file_driver::write_exact(fd_, j.buffer->data(), j.bytes, j.at, path_);
+        } catch (...) {
+          failed = std::current_exception();
+        }
+        lock.lock();
+        --busy_;
+        free_.push_back(j.buffer);
+        if (failed && !failure_) failure_ = failed;
+        cv_.notify_all();
+      }
+    }
+    struct job {
+      byte_buffer* buffer;
+      std::size_t bytes;  // written (padded to whole blocks with O_DIRECT)
+      std::uint64_t at;
+    };
+    int fd_;
+    bool direct_;
+    std::uint64_t offset_, limit_;
+    std::filesystem::path path_;
+    byte_buffer buffers_[writers + 2];
+    std::vector<byte_buffer*> free_;
+    std::deque<job> queue_;
+    byte_buffer* current_ = nullptr;  // the caller's
+    std::size_t used_ = 0;
+    std::uint64_t submitted_ = 0;
+    int busy_ = 0;
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    std::exception_ptr failure_;
+    std::thread threads_[writers];
+  };
 
   struct file {
     std::string name;
@@ -234,6 +397,17 @@ class writer {
     }
     auto [file, offset] = sink().append(value);
     put_reference(key, std::move(file), offset, value.size());
+  }
+
+  /// Adds `key` with a value produced in pieces by `fill(out)` — at most `max_size` bytes, written
+  /// through `out.space()` / `out.produced(n)` — so that a large value is written while it is encoded.
+  /// \throws as `put`; whatever `fill` throws (the key is then not added).
+  template <class Fill>
+  void put_streamed(std::string_view key, std::uint64_t max_size, Fill&& fill) {
+    check_key(key);
+    // A value that came out small stays out of line: readers follow any reference, whatever its size.
+    auto [file, offset, length] = sink().append_streamed(max_size, std::forward<Fill>(fill));
+    put_reference(key, std::move(file), offset, length);
   }
 
   /// Adds `key` as a reference to bytes that already exist in a data file (paths relative to this

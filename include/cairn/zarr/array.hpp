@@ -7,12 +7,15 @@
 /// then every chunk, including all-zero ones, because Orbax sets `store_array_data_equal_to_fill_value`.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -200,6 +203,15 @@ class array {
   array_metadata metadata_;
 };
 
+/// A chunk sink that can also take a large value in pieces: it has `static constexpr bool
+/// streams_values = true` and `put_streamed(key, max_size, fill)` (as `ocdbt::writer::put_streamed`).
+/// `write_chunks` then encodes large contiguous chunks straight into it, piece by piece.
+template <class S>
+concept streaming_chunk_sink = std::remove_cvref_t<S>::streams_values;
+
+/// Chunks of at least this many bytes are streamed into a `streaming_chunk_sink`.
+inline constexpr std::size_t stream_chunk_bytes = std::size_t{16} << 20;
+
 /// Writes the chunks of `region` (a union of whole grid chunks, clipped at the array's edge, e.g. one
 /// shard of a sharding whose shards are the grid) from `data`, a host view of `region`'s shape; edge
 /// chunks are padded with the fill value. Calls `put(key, bytes)` as `write_array` does.
@@ -222,7 +234,39 @@ void write_chunks(const array_metadata& m, const box& region, const array_view& 
     if (intersect(part, region) != part)
       throw error(errc::invalid_argument, "write_chunks: region " + to_string(region) + " cuts chunk " + to_string(cbox));
     if (part == cbox) {
-      put(chunk_key(m, k), encode_chunk(m, data.sub(cbox.translated(to_region))));
+      const array_view c = data.sub(cbox.translated(to_region));
+      if constexpr (streaming_chunk_sink<Sink>) {
+        // A zarr v3 shard of one inner chunk with its index at the end (what Orbax writes) streams too:
+        // the inner chunk, then its index entry.
+        const bool one_inner = m.sharded && m.index_location == shard_index_location::end && m.inner_chunk_shape == m.chunk_shape;
+        if ((!m.sharded || one_inner) && c.is_c_contiguous() && !detail::zarr_needs_swap(m) && c.num_bytes() >= stream_chunk_bytes) {
+          const byte_view raw = c.bytes();
+          const bool checksum = m.zstd_checksum || m.frame_checksums;
+          const std::size_t index_bytes = one_inner ? 16 + (m.index_crc32c ? 4 : 0) : 0;
+          const std::uint64_t bound = (m.zstd_level ? codec::zstd_compressor::compress_bound(raw.size()) : raw.size()) + index_bytes;
+          put.put_streamed(chunk_key(m, k), bound, [&](auto& out) {
+            auto emit = [&](byte_view bytes) {
+              for (std::size_t at = 0; at < bytes.size();) {
+                const mutable_byte_view space = out.space();
+                const std::size_t n = std::min(space.size(), bytes.size() - at);
+                std::memcpy(space.data(), bytes.data() + at, n);
+                out.produced(n);
+                at += n;
+              }
+            };
+            const std::size_t n = m.zstd_level ? codec::detail::thread_compressor(*m.zstd_level, checksum).compress_streamed(raw, out)
+                                               : (emit(raw), raw.size());
+            if (!one_inner) return;
+            std::byte index[20];
+            store_le<std::uint64_t>(index, 0);  // the inner chunk starts the shard
+            store_le<std::uint64_t>(index + 8, n);
+            if (m.index_crc32c) store_le<std::uint32_t>(index + 16, crc32c(byte_view(index, 16)));
+            emit(byte_view(index, index_bytes));
+          });
+          return;
+        }
+      }
+      put(chunk_key(m, k), encode_chunk(m, c));
       return;
     }
     if (staging.empty()) {
