@@ -76,6 +76,8 @@ def make_tree():
             "partly_replicated": put(values(np.int64, (6, 6)), NamedSharding(mesh22, P("data"))),
         },
         "numpy": {"odd": values(np.uint8, (3, 7, 5)), "f64": values(np.float64, (9,))},
+        # Above 16 MiB: cairn streams these chunks into the data file while compressing them.
+        "big": {"f32": jnp.asarray(values(np.float32, (1100, 4000))), "bf16": jnp.asarray(values(ml_dtypes.bfloat16, (2300, 4000)))},
         "scalars": {"int": 7, "float": 2.5, "np_int32": np.int32(-3), "np_f32": np.float32(0.25)},
         "strings": {"s": "hello", "u": "h\u00e9llo \u2713"},
         "empty_dict": {},
