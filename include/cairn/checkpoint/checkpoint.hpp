@@ -37,7 +37,8 @@ struct save_options {
   /// The processes that save this step together (default: this process alone). With several, each
   /// writes the shards of its devices and the primary commits (orbax-format.md §1.4, §3.10).
   any_coordinator coordinator{};
-  /// How long a process waits for the others at each collective step of a multi-process save.
+  /// How long the primary waits for the others at each collective step of a multi-process save; the
+  /// others wait for its verdict up to three times as long, so that they hear which rank failed.
   collective_timeout timeout = std::chrono::minutes(5);
 };
 

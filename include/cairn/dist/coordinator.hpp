@@ -192,12 +192,14 @@ namespace detail {
 /// One round of agreement: every process sends `msg`, the primary turns the messages (by rank) into a
 /// verdict with `decide` (empty: go on; else an `encode_failure` text), and every process returns the
 /// verdict. A timeout or a failure of `decide` becomes the verdict too, so the processes that are alive
-/// all learn why. Others wait `t + decide_time` for the verdict.
+/// all learn why. Others wait up to `2 t + decide_time` for the verdict: the primary may itself arrive up
+/// to `t` late and then wait `t` for a missing rank, and the others must hear why rather than time out
+/// first and blame the primary.
 template <class C, class Decide>
 std::string agree(C& c, collective op, std::string msg, collective_timeout t, collective_timeout decide_time, Decide&& decide) {
   if (c.process_index() != 0) {
     (void)c.gather(op, std::move(msg), t);
-    return c.broadcast(op, {}, t + decide_time);
+    return c.broadcast(op, {}, 2 * t + decide_time);
   }
   std::string verdict;
   try {
