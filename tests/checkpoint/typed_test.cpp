@@ -196,7 +196,7 @@ TEST_CASE("typed trees round-trip through an Orbax item") {
   CHECK(untyped.at(cairn::key_path{"version", 1}).as_string() == "v3");
 
   model back;  // empty: maps, vectors and the run-time node take their sizes from the checkpoint
-  auto report = cairn::restore(dir.path(), back, {});
+  auto report = cairn::restore(dir.path(), back, cairn::restore_options{});
   CHECK(report.missing.empty());
   CHECK(back.params.size() == 2);
   CHECK(back.params.at("dense.kernel") == m.params.at("dense.kernel"));

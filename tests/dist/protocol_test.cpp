@@ -326,3 +326,45 @@ TEST_CASE("managers on 4 processes: the primary decides, saves finish in the bac
   CHECK(steps[0].step == 6);
   check_step(dir.path(), 6, s);
 }
+
+TEST_CASE("a collective restore of a root takes the primary's latest step, even when a step is committed meanwhile") {
+  cairn_test::temp_dir dir;
+  const job_state s;
+  const job_state other(2);  // a different (larger) state for step 3, committed while the others wait
+  for (std::int64_t step : {1, 2}) {
+    simulated_processes group(4);
+    auto ok = group.run([&](simulated_processes::rank_coordinator& c) { save(dir.path(), step, local_tree(s, c.process_index()), multi(c)); });
+    for (auto& f : ok) REQUIRE_MESSAGE(!f, what_of(f));
+  }
+  const auto late_step = dir.path() / "late";
+  {
+    simulated_processes group(4);
+    auto ok = group.run([&](simulated_processes::rank_coordinator& c) { save(late_step, 3, local_tree(other, c.process_index()), multi(c)); });
+    for (auto& f : ok) REQUIRE_MESSAGE(!f, what_of(f));
+  }
+  simulation_options so;
+  std::atomic<bool> moved{false};
+  so.on_arrive = [&](int rank, const collective& op) {
+    // Step 3 appears after the primary chose but before rank 2 hears the choice.
+    if (rank == 2 && op.name == "restore.step" && !moved.exchange(true)) {
+      std::this_thread::sleep_for(20ms);
+      std::filesystem::rename(late_step / "3", dir.path() / "3");
+    }
+  };
+  simulated_processes group(4, so);
+  auto failures = group.run([&](simulated_processes::rank_coordinator& c) {
+    if (c.process_index() != 0) std::this_thread::sleep_for(5ms);  // the primary chooses first
+    std::map<std::string, std::map<std::string, sharded_array>> t;
+    const device_mesh mesh({{"x", 4}});
+    t["params"]["w"] = sharded_array::placed(named_sharding(mesh, partition_spec{"x"}), {c.process_index()});
+    restore_options ro;
+    ro.partial = true;
+    ro.coordinator = c;
+    ro.timeout = 5000ms;
+    (void)restore(dir.path(), t, ro);
+    CHECK(cairn_test::holds_slices_of(t["params"]["w"], s.w));  // step 2's values on every process
+  });
+  for (auto& f : failures) CHECK_MESSAGE(!f, what_of(f));
+  CHECK(moved.load());
+  CHECK(list_steps(dir.path()).back().step == 3);
+}

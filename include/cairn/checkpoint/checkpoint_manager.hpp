@@ -248,8 +248,14 @@ class checkpoint_manager {
   /// Restores item `options.item` of `step` (default: the latest) into `target` (see `cairn::restore`).
   /// \throws cairn::error (errc::not_found) naming the root if there is no such step.
   template <class T>
-  restore_report restore(T& target, std::optional<std::int64_t> step = std::nullopt, restore_options o = {}) {
+  restore_report restore(T& target, std::optional<std::int64_t> step, const restore_options& o) {
     return cairn::restore(root_ / step_name(resolve(step), options_.naming), target, o);
+  }
+  /// As above with the default options, of the latest step unless `step` is given.
+  template <class T>
+  restore_report restore(T& target, std::optional<std::int64_t> step = std::nullopt) {
+    static const restore_options defaults;
+    return restore(target, step, defaults);
   }
   /// Loads every item of `step` (default: the latest) as dynamic trees.
   std::map<std::string, dynamic_tree> load_items(std::optional<std::int64_t> step = std::nullopt) const {

@@ -180,6 +180,11 @@ struct restore_options {
   /// Devices available to sharded leaves restored with their saved sharding (ids 0..n-1; unset: any).
   /// A saved mesh using other ids is an error that asks for a target sharding.
   std::optional<int> device_count;
+  /// The processes restoring together (default: this one). With several, a root's latest step is the
+  /// primary's choice, broadcast, so a step committed meanwhile cannot split the job.
+  any_coordinator coordinator{};
+  /// How long the others wait for the primary's choice of step.
+  collective_timeout timeout = std::chrono::minutes(5);
 };
 
 /// What a restore did.
@@ -267,9 +272,19 @@ inline std::filesystem::path resolve_item_dir(const std::filesystem::path& path,
   if (is_pytree_dir(path)) return path;
   std::filesystem::path step = path;
   if (!std::filesystem::exists(path / "_CHECKPOINT_METADATA") && !std::filesystem::exists(path / "orbax.checkpoint")) {
-    auto steps = list_steps(path, o.naming);
-    if (steps.empty()) throw error(errc::not_found, "\"" + path.string() + "\": no committed step to restore");
-    step = steps.back().path;
+    std::string choice;  // the step directory's name, or "!" and why there is none
+    if (o.coordinator.is_primary()) {
+      auto steps = list_steps(path, o.naming);
+      choice = steps.empty() ? "!" + encode_failure(std::make_exception_ptr(error(errc::not_found, "\"" + path.string() +
+                                                                                                  "\": no committed step to restore")))
+                             : steps.back().path.filename().string();
+    }
+    if (o.coordinator.process_count() > 1) {
+      any_coordinator c = o.coordinator;
+      choice = c.broadcast({"restore.step"}, std::move(choice), o.timeout);
+    }
+    if (!choice.empty() && choice.front() == '!') rethrow_remote(std::string_view(choice).substr(1), {});
+    step = path / choice;
   }
   const auto dir = step / o.item;
   if (!std::filesystem::is_directory(dir))
@@ -322,7 +337,17 @@ inline bool is_array_type(std::string_view t) { return t == value_type::jax_arra
 ///         errc::type_mismatch for a dtype or leaf-kind difference, else errc::not_found) before any data
 ///         is read; errors naming the leaf if reading fails — the target is then unchanged.
 template <class T>
-restore_report restore(const std::filesystem::path& path, T& target, const restore_options& o = {}) {
+restore_report restore(const std::filesystem::path& path, T& target, const restore_options& o);
+/// As above with the default options (an overload: g++ 12 reports a defaulted options temporary as
+/// maybe-uninitialized at call sites).
+template <class T>
+restore_report restore(const std::filesystem::path& path, T& target) {
+  static const restore_options defaults;
+  return restore(path, target, defaults);
+}
+
+template <class T>
+restore_report restore(const std::filesystem::path& path, T& target, const restore_options& o) {
   const auto dir = detail::resolve_item_dir(path, o);
   pytree_item item(dir, "item \"" + dir.string() + "\"");
   std::map<key_path, detail::saved_leaf> saved;
