@@ -193,6 +193,45 @@ inline void check_item_name(const std::string& name) {
   if (name.empty() || name.find('/') != std::string::npos || is_tmp_name(name) || name.front() == '.')
     throw error(errc::invalid_argument, "item name \"" + name + "\" cannot be a directory name");
 }
+// Where a save of `step` goes: its final directory and the temporary one it is written in.
+struct step_dirs {
+  std::filesystem::path final_dir, tmp;
+};
+inline step_dirs dirs_of(const std::filesystem::path& root, std::int64_t step, const step_naming& naming) {
+  return {root / step_name(step, naming), root / (step_name(step, naming) + std::string(tmp_marker))};
+}
+// Checks that `step` is new, replaces a stale attempt with a fresh temporary directory and writes the
+// first `_CHECKPOINT_METADATA` (init time set here).
+inline void begin_step(const step_dirs& d, std::int64_t step, checkpoint_metadata& meta, const save_options& o) {
+  if (step < 0) throw error(errc::invalid_argument, "step " + std::to_string(step) + " is negative");
+  if (std::filesystem::exists(d.final_dir))
+    throw error(errc::already_exists, "step " + std::to_string(step) + ": \"" + d.final_dir.string() + "\" already exists");
+  std::error_code ec;
+  std::filesystem::remove_all(d.tmp, ec);  // a stale attempt at the same step
+  std::filesystem::create_directories(d.tmp, ec);
+  if (ec) throw error(errc::io, "create \"" + d.tmp.string() + "\": " + ec.message());
+  meta.init_timestamp_nsecs = now_ns_signed();
+  kvstore::write(kvstore::open_file(d.tmp, o.pytree.fsync), "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+}
+// Writes a JSON item (`data.json` for V1/zarr v3 layouts, `metadata` for V0) with its commit marker.
+inline void write_json_item(const std::filesystem::path& tmp, const std::string& name, const dynamic_tree& tree, const save_options& o) {
+  auto files = kvstore::open_file(tmp, o.pytree.fsync);
+  kvstore::write(files, name + (o.pytree.zarr_format == 3 ? "/data.json" : "/metadata"),
+                 as_bytes(json::to_string(tree.as_json(), {.spaced = true})));
+  kvstore::write(files, name + "/" + std::string(commit_success_file), as_bytes("Checkpoint commit was successful"));
+}
+// The last metadata, the commit marker, fsync, and the rename that is the commit point.
+inline void commit_step(const std::filesystem::path& root, const step_dirs& d, checkpoint_metadata& meta, const save_options& o) {
+  auto files = kvstore::open_file(d.tmp, o.pytree.fsync);
+  meta.commit_timestamp_nsecs = now_ns_signed();
+  kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+  kvstore::write(files, commit_success_file, as_bytes("Checkpoint commit was successful to " + d.final_dir.string()));
+  if (o.pytree.fsync != kvstore::fsync_policy::none) fsync_dir(d.tmp);
+  std::error_code ec;
+  std::filesystem::rename(d.tmp, d.final_dir, ec);  // the commit point
+  if (ec) throw error(errc::io, "rename \"" + d.tmp.string() + "\" to \"" + d.final_dir.string() + "\": " + ec.message());
+  if (o.pytree.fsync != kvstore::fsync_policy::none) fsync_dir(root);
+}
 inline std::filesystem::path save_collective(const std::filesystem::path& root, std::int64_t step, const item_refs& items,
                                              const save_options& o, const before_commit_hook& before_commit);
 }  // namespace detail
@@ -201,46 +240,28 @@ inline std::filesystem::path detail::save_item_refs(const std::filesystem::path&
                                                     const item_refs& items, const save_options& o,
                                                     const before_commit_hook& before_commit) {
   if (o.coordinator.process_count() > 1) return save_collective(root, step, items, o, before_commit);
-  if (step < 0) throw error(errc::invalid_argument, "step " + std::to_string(step) + " is negative");
-  const auto final_dir = root / step_name(step, o.naming);
-  if (std::filesystem::exists(final_dir))
-    throw error(errc::already_exists, "step " + std::to_string(step) + ": \"" + final_dir.string() + "\" already exists");
-  const auto tmp = root / (step_name(step, o.naming) + std::string(tmp_marker));
-  std::error_code ec;
-  std::filesystem::remove_all(tmp, ec);  // a stale attempt at the same step
-  std::filesystem::create_directories(tmp, ec);
-  if (ec) throw error(errc::io, "create \"" + tmp.string() + "\": " + ec.message());
-  auto files = kvstore::open_file(tmp, o.pytree.fsync);
-
+  const step_dirs d = dirs_of(root, step, o.naming);
   checkpoint_metadata meta;
   meta.metrics = o.metrics;
   meta.custom_metadata = o.custom_metadata;
-  meta.init_timestamp_nsecs = detail::now_ns_signed();
-  kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+  begin_step(d, step, meta, o);
 
   const bool v3 = o.pytree.zarr_format == 3;
   for (const auto& [name, tree_ptr] : items) {
     const dynamic_tree& tree = *tree_ptr;
     check_item_name(name);
     if (tree.type() == dynamic_tree::kind::json) {
-      kvstore::write(files, name + (v3 ? "/data.json" : "/metadata"), as_bytes(json::to_string(tree.as_json(), {.spaced = true})));
-      kvstore::write(files, name + "/" + std::string(commit_success_file), as_bytes("Checkpoint commit was successful"));
+      write_json_item(d.tmp, name, tree, o);
       meta.set_handler(name, std::string(v3 ? handler_typestr::json_v1 : handler_typestr::json));
     } else {
-      write_pytree_item(tmp / name, tree, o.pytree);
+      write_pytree_item(d.tmp / name, tree, o.pytree);
       meta.set_handler(name, std::string(v3 ? handler_typestr::pytree_v1 : handler_typestr::standard));
     }
-    if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) detail::fsync_dir(tmp / name);
+    if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) detail::fsync_dir(d.tmp / name);
   }
-  if (before_commit) before_commit(step, tmp);
-  meta.commit_timestamp_nsecs = detail::now_ns_signed();
-  kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
-  kvstore::write(files, commit_success_file, as_bytes("Checkpoint commit was successful to " + final_dir.string()));
-  if (o.pytree.fsync != kvstore::fsync_policy::none) detail::fsync_dir(tmp);
-  std::filesystem::rename(tmp, final_dir, ec);  // the commit point
-  if (ec) throw error(errc::io, "rename \"" + tmp.string() + "\" to \"" + final_dir.string() + "\": " + ec.message());
-  if (o.pytree.fsync != kvstore::fsync_policy::none) detail::fsync_dir(root);
-  return final_dir;
+  if (before_commit) before_commit(step, d.tmp);
+  commit_step(root, d, meta, o);
+  return d.final_dir;
 }
 
 // The multi-process save (ARCHITECTURE.md §3): three collective steps, each naming the step.
@@ -257,8 +278,8 @@ inline std::filesystem::path detail::save_collective(const std::filesystem::path
   const int me = c.process_index();
   const int count = c.process_count();
   const std::string what = "step " + std::to_string(step);
-  const auto final_dir = root / step_name(step, o.naming);
-  const auto tmp = root / (step_name(step, o.naming) + std::string(tmp_marker));
+  const step_dirs d = dirs_of(root, step, o.naming);
+  const std::filesystem::path& tmp = d.tmp;
   const bool v3 = o.pytree.zarr_format == 3;
   checkpoint_metadata meta;
   meta.metrics = o.metrics;
@@ -267,16 +288,8 @@ inline std::filesystem::path detail::save_collective(const std::filesystem::path
   std::string verdict;
   if (me == 0) {
     try {
-      if (step < 0) throw error(errc::invalid_argument, what + " is negative");
       for (const auto& [name, tree] : items) check_item_name(name);
-      if (std::filesystem::exists(final_dir))
-        throw error(errc::already_exists, what + ": \"" + final_dir.string() + "\" already exists");
-      std::error_code ec;
-      std::filesystem::remove_all(tmp, ec);
-      std::filesystem::create_directories(tmp, ec);
-      if (ec) throw error(errc::io, "create \"" + tmp.string() + "\": " + ec.message());
-      meta.init_timestamp_nsecs = now_ns_signed();
-      kvstore::write(kvstore::open_file(tmp, o.pytree.fsync), "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
+      begin_step(d, step, meta, o);
     } catch (...) {
       verdict = encode_failure(std::current_exception());
     }
@@ -291,10 +304,7 @@ inline std::filesystem::path detail::save_collective(const std::filesystem::path
     for (const auto& [name, tree_ptr] : items) {
       const dynamic_tree& tree = *tree_ptr;
       if (tree.type() == dynamic_tree::kind::json) {
-        if (me != 0) continue;
-        auto files = kvstore::open_file(tmp, o.pytree.fsync);
-        kvstore::write(files, name + (v3 ? "/data.json" : "/metadata"), as_bytes(json::to_string(tree.as_json(), {.spaced = true})));
-        kvstore::write(files, name + "/" + std::string(commit_success_file), as_bytes("Checkpoint commit was successful"));
+        if (me == 0) write_json_item(tmp, name, tree, o);
         continue;
       }
       parts.push_back(write_pytree_item_part(tmp / name, tree, o.pytree, me, count));
@@ -345,20 +355,11 @@ inline std::filesystem::path detail::save_collective(const std::filesystem::path
       ++k;
     }
     if (before_commit) before_commit(step, tmp);
-    auto files = kvstore::open_file(tmp, o.pytree.fsync);
-    if (!meta.init_timestamp_nsecs) meta.init_timestamp_nsecs = now_ns_signed();
-    meta.commit_timestamp_nsecs = now_ns_signed();
-    kvstore::write(files, "_CHECKPOINT_METADATA", as_bytes(to_json(meta)));
-    kvstore::write(files, commit_success_file, as_bytes("Checkpoint commit was successful to " + final_dir.string()));
-    if (o.pytree.fsync != kvstore::fsync_policy::none) fsync_dir(tmp);
-    std::error_code ec;
-    std::filesystem::rename(tmp, final_dir, ec);  // the commit point
-    if (ec) throw error(errc::io, "rename \"" + tmp.string() + "\" to \"" + final_dir.string() + "\": " + ec.message());
-    if (o.pytree.fsync != kvstore::fsync_policy::none) fsync_dir(root);
+    commit_step(root, d, meta, o);
     return std::string();
   });
   if (!verdict.empty()) rethrow_remote(verdict, {});
-  return final_dir;
+  return d.final_dir;
 }
 
 /// Saves one tree as item `default` (what Orbax's CheckpointManager does with a single item).

@@ -32,6 +32,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,6 +47,17 @@
 #include <cairn/tree/dynamic_tree.hpp>
 
 namespace cairn {
+
+namespace detail {
+// Step numbers as the primary broadcasts them: "3 7 9 ".
+inline void append_step(std::string& list, std::int64_t step) { list += std::to_string(step) + " "; }
+inline std::vector<std::int64_t> parse_step_list(std::string_view list) {
+  std::vector<std::int64_t> out;
+  for (std::size_t at = 0, sp; (sp = list.find(' ', at)) != std::string_view::npos; at = sp + 1)
+    out.push_back(std::stoll(std::string(list.substr(at, sp - at))));
+  return out;
+}
+}  // namespace detail
 
 /// Options of a `checkpoint_manager`. Flat options map onto policies as Orbax's do; set
 /// `save_decision` or `preservation` to use policies directly instead.
@@ -334,11 +346,10 @@ class checkpoint_manager {
     if (coordinated()) {
       std::string list;
       if (control_.is_primary())
-        for (const auto& s : steps) list += std::to_string(s.step) + " ";
+        for (const auto& s : steps) detail::append_step(list, s.step);
       list = control_.broadcast(op, std::move(list), options_.save.timeout);
-      std::set<std::int64_t> keep;
-      for (std::size_t at = 0, sp; (sp = list.find(' ', at)) != std::string::npos; at = sp + 1)
-        keep.insert(std::stoll(list.substr(at, sp - at)));
+      const auto primary_steps = detail::parse_step_list(list);
+      const std::set<std::int64_t> keep(primary_steps.begin(), primary_steps.end());
       std::erase_if(steps, [&](const step_info& s) { return !keep.count(s.step); });
     }
     std::lock_guard lock(state_->mutex);
@@ -542,15 +553,14 @@ class checkpoint_manager {
               if (!keep[i]) doomed.push_back(state->steps[i].step);
             for (auto s : doomed) {
               remove_locked(s);
-              doomed_list += std::to_string(s) + " ";
+              detail::append_step(doomed_list, s);
             }
           }
         }
         if (coordinated()) {
           doomed_list = io_.broadcast({"manager.retain", step}, std::move(doomed_list), so.timeout);
           if (!io_.is_primary())
-            for (std::size_t at = 0, sp; (sp = doomed_list.find(' ', at)) != std::string::npos; at = sp + 1)
-              forget(std::stoll(doomed_list.substr(at, sp - at)));
+            for (auto s : detail::parse_step_list(doomed_list)) forget(s);
         }
       } catch (...) {
         failure = std::current_exception();
