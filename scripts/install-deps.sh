@@ -3,7 +3,7 @@
 # second run costs nothing. Needs root (or sudo) on Debian 12.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ clang libclang-rt-14-dev libboost-dev libzstd-dev libsimdjson-dev doctest-dev
+packages=(cmake ninja-build g++ clang libclang-rt-14-dev libboost-dev libzstd-dev libxxhash-dev libsimdjson-dev doctest-dev
           python3 python3-venv python3-zstandard python3-numpy libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>  // std::aligned_alloc, std::free
 #include <cstring>
@@ -199,6 +200,94 @@ TEST_CASE("zstd compress into a caller buffer, and the free functions") {
   require_error([] { zstd_compressor bad(ZSTD_maxCLevel() + 1); }, errc::invalid_argument, "level");
   require_error([&] { c.set_level(ZSTD_minCLevel() - 1); }, errc::invalid_argument, "level");
   CHECK(c.level() == 3);  // a refused level leaves the old one in place
+}
+
+namespace {
+// float32 weights of N(0, 0.02): zstd shrinks them by about 1.08x, which does not pay.
+byte_buffer weight_bytes(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  byte_buffer b(n);
+  for (std::size_t i = 0; i + 4 <= n; i += 4) {
+    const float f = normal(rng);
+    std::memcpy(b.data() + i, &f, 4);
+  }
+  return b;
+}
+
+// A space()/produced() sink handing out small, odd-sized pieces of one buffer.
+struct piecewise_sink {
+  byte_buffer buffer;
+  std::size_t used = 0;
+  std::size_t piece;
+  cairn::mutable_byte_view space() {
+    if (buffer.size() < used + piece) buffer.resize(used + piece);
+    return buffer.mutable_view().subspan(used, piece);
+  }
+  void produced(std::size_t n) { used += n; }
+};
+
+std::size_t stored_frame_size(std::size_t n, bool checksum) {
+  return 14 + 3 * ((n + 128 * kib - 1) / (128 * kib)) + n + (checksum ? 4 : 0);
+}
+}  // namespace
+
+TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads") {
+  zstd_decompressor d;
+  for (bool checksum : {true, false}) {
+    zstd_compressor c(3);
+    c.set_checksum(checksum);
+    c.set_min_ratio(1.1);
+    CHECK(c.min_ratio() == 1.1);
+    for (std::size_t n : {32 * kib, 64 * kib + 12, 128 * kib, 300 * kib + 4, 3 * mib}) {
+      CAPTURE(checksum);
+      CAPTURE(n);
+      for (const byte_buffer& in : {weight_bytes(n, n), random_bytes(n, n + 5)}) {
+        CHECK_FALSE(c.pays(in));
+        byte_buffer frame = c.compress(in);
+        REQUIRE(frame.size() == stored_frame_size(n, checksum));
+        CHECK(frame.size() <= zstd_compressor::compress_bound(n));
+        // libzstd itself agrees: one frame, the content size, the bytes, the checksum.
+        CHECK(ZSTD_findFrameCompressedSize(frame.data(), frame.size()) == frame.size());
+        CHECK(ZSTD_getFrameContentSize(frame.data(), frame.size()) == n);
+        byte_buffer plain(n);
+        CHECK(ZSTD_decompress(plain.data(), n, frame.data(), frame.size()) == n);
+        CHECK(same_bytes(plain, in));
+        CHECK(same_bytes(d.decompress(frame, n, what), in));
+        // Streamed in odd pieces, the frame is the same bytes.
+        piecewise_sink sink{byte_buffer{}, 0, 1000 + n % 7};
+        CHECK(c.compress_streamed(in, sink) == frame.size());
+        CHECK(same_bytes(byte_view(sink.buffer).first(sink.used), frame));
+        // A flipped content byte is caught by the checksum (and only then).
+        frame[20] ^= std::byte{0x10};  // inside the first block's bytes
+        if (checksum) {
+          require_error([&] { d.decompress_into(frame, plain.mutable_view(), what); }, errc::corrupted, "checksum");
+        } else {
+          CHECK(d.decompress_into(frame, plain.mutable_view(), what) == n);
+        }
+      }
+    }
+    // What compresses well is still compressed; small inputs are never sampled.
+    byte_buffer text = compressible_bytes(300 * kib, 3);
+    CHECK(c.pays(text));
+    CHECK(c.compress(text).size() < text.size() / 2);
+    byte_buffer small = random_bytes(zstd_compressor::sampled_threshold - 1, 8);
+    CHECK(c.pays(small));
+    CHECK(same_bytes(d.decompress(c.compress(small), small.size(), what), small));
+    // The caller's buffer must hold the stored frame.
+    byte_buffer in = weight_bytes(100 * kib, 2);
+    byte_buffer out(in.size());
+    require_error([&] { c.compress(in, out.mutable_view()); }, errc::invalid_argument, "too small");
+  }
+  zstd_compressor c(3);
+  CHECK(c.min_ratio() == 0);  // by default everything is compressed, as TensorStore does
+  CHECK(c.pays(random_bytes(mib, 1)));
+  require_error([&] { c.set_min_ratio(-1); }, errc::invalid_argument, "negative");
+  require_error([&] { c.set_min_ratio(std::nan("")); }, errc::invalid_argument, "negative");
+  // The per-thread conveniences pass the ratio on.
+  byte_buffer w = weight_bytes(256 * kib, 4);
+  CHECK(cairn::codec::zstd_compress(w, 3, true, 1.1).size() == stored_frame_size(w.size(), true));
+  CHECK(cairn::codec::zstd_compress(w, 3, true).size() < w.size());
 }
 
 TEST_CASE("zstd empty input") {

@@ -2,6 +2,9 @@
 /// \file
 /// zstd frames for zarr chunks and OCDBT nodes: reusable compression and decompression contexts and
 /// thread-local conveniences. This is the only header that includes `<zstd.h>`.
+/// A compressor can be told to skip compression where it does not pay: a chunk whose sample zstd
+/// barely shrinks is written as a frame of raw blocks, which every zstd decoder reads (and whose
+/// content checksum it verifies) at the speed of a copy.
 /// Decoding is hostile-input safe: it accepts exactly one zstd frame, and a frame's content-size
 /// field never decides an allocation; the caller's known size or explicit limit does.
 #pragma once
@@ -9,6 +12,7 @@
 #include <algorithm>  // std::min, std::max
 #include <cstddef>
 #include <cstdint>
+#include <cstring>  // std::memcpy
 #include <memory>
 #include <new>  // std::bad_alloc
 #include <string>
@@ -21,6 +25,7 @@
 
 #include <cairn/core/bytes.hpp>
 #include <cairn/core/error.hpp>
+#include <cairn/codec/xxhash.hpp>
 
 namespace cairn::codec {
 
@@ -141,6 +146,10 @@ class zstd_compressor {
   /// \throws cairn::error (errc::invalid_argument) if the frame does not fit in `out`
   ///         (`out.size() >= compress_bound(in.size())` always suffices).
   std::size_t compress(byte_view in, mutable_byte_view out) {
+    if (!pays(in)) {
+      span_sink sink{out, in.size()};
+      return store(in, sink);
+    }
     // Large inputs are compressed by several threads into the same single frame (zstd's own worker
     // pool; a no-op where libzstd lacks multithreading). Small ones stay on the caller's thread.
     set_workers(in.size());
@@ -160,6 +169,7 @@ class zstd_compressor {
   /// \throws cairn::error (errc::invalid_argument) if zstd fails; whatever `out` throws.
   template <class Out>
   std::size_t compress_streamed(byte_view in, Out& out) {
+    if (!pays(in)) return store(in, out);
     set_workers(in.size());
     (void)ZSTD_CCtx_reset(ctx_.get(), ZSTD_reset_session_only);
     std::size_t rc = ZSTD_CCtx_setPledgedSrcSize(ctx_.get(), in.size());
@@ -192,7 +202,99 @@ class zstd_compressor {
   /// Inputs of at least this many bytes are compressed by several threads.
   static constexpr std::size_t parallel_threshold = std::size_t{16} << 20;
 
+  /// The ratio below which an input is stored instead of compressed (0: everything is compressed).
+  double min_ratio() const noexcept { return min_ratio_; }
+  /// Sets the ratio a sample of an input of at least `sampled_threshold` bytes must compress by for
+  /// the input to be compressed; an input below it becomes a frame of raw blocks (plus the content
+  /// size and, if set, the checksum) at copy speed. The sample is 4 pieces spread over the input,
+  /// at most 64 KiB and a quarter of it, compressed at the frame's level. 0 turns sampling off.
+  /// 	hrows cairn::error (errc::invalid_argument) if `ratio` is negative or not a number.
+  void set_min_ratio(double ratio) {
+    if (!(ratio >= 0)) throw error(errc::invalid_argument, "zstd minimum compression ratio " + std::to_string(ratio) + " is negative");
+    min_ratio_ = ratio;
+  }
+  /// Inputs shorter than this are always compressed: their sample would cost about as much as they do.
+  static constexpr std::size_t sampled_threshold = std::size_t{32} << 10;
+
+  /// Returns whether `compress` would compress `in` (true) or store it in raw blocks (false).
+  bool pays(byte_view in) {
+    if (min_ratio_ <= 0 || in.size() < sampled_threshold) return true;
+    constexpr std::size_t pieces = 4;
+    const std::size_t piece = std::min<std::size_t>(std::size_t{16} << 10, in.size() / (4 * pieces));
+    const std::size_t stride = (in.size() - piece) / (pieces - 1);
+    set_workers(piece);
+    if (sample_.size() < ZSTD_compressBound(piece)) sample_.resize(ZSTD_compressBound(piece));
+    std::size_t stored = 0;
+    for (std::size_t i = 0; i < pieces; ++i) {
+      const std::size_t n = ZSTD_compress2(ctx_.get(), sample_.data(), sample_.size(), in.data() + i * stride, piece);
+      if (ZSTD_isError(n)) return true;  // the real compression reports it
+      stored += n;
+    }
+    return static_cast<double>(pieces * piece) >= min_ratio_ * static_cast<double>(stored);
+  }
+
  private:
+  /// A caller's buffer as the `space()`/`produced()` sink that `store` writes to.
+  struct span_sink {
+    mutable_byte_view out;
+    std::size_t input_size;
+    std::size_t used = 0;
+    mutable_byte_view space() const {
+      if (used == out.size()) {
+        throw error(errc::invalid_argument, "zstd: storing " + std::to_string(input_size) + " bytes into " +
+                                                std::to_string(out.size()) + ": the output buffer is too small");
+      }
+      return out.subspan(used);
+    }
+    void produced(std::size_t n) noexcept { used += n; }
+  };
+
+  template <class Out>
+  static void emit(Out& out, byte_view bytes) {
+    for (std::size_t at = 0; at < bytes.size();) {
+      const mutable_byte_view space = out.space();
+      const std::size_t n = std::min(space.size(), bytes.size() - at);
+      std::memcpy(space.data(), bytes.data() + at, n);
+      out.produced(n);
+      at += n;
+    }
+  }
+
+  /// Writes `in` as one frame of raw blocks (RFC 8878 §3.1.1): an 8-byte content size, a 128 KiB
+  /// window (raw blocks refer to nothing, so a streaming decoder needs no more), blocks of at most
+  /// 128 KiB, and the low 32 bits of XXH64 when checksums are on. Returns the frame's size.
+  /// \pre `in` is not empty.
+  template <class Out>
+  std::size_t store(byte_view in, Out& out) {
+    std::byte head[14];
+    store_le<std::uint32_t>(head, ZSTD_MAGICNUMBER);
+    head[4] = static_cast<std::byte>(0xC0 | (checksum_ ? 0x04 : 0x00));  // FCS 8 bytes, window descriptor, no dictionary
+    head[5] = static_cast<std::byte>(0x38);                               // window log 17
+    store_le<std::uint64_t>(head + 6, in.size());
+    emit(out, byte_view(head, sizeof head));
+    std::size_t total = sizeof head;
+    xxh64_stream hash;
+    for (std::size_t at = 0; at < in.size();) {
+      const std::size_t n = std::min<std::size_t>(ZSTD_BLOCKSIZE_MAX, in.size() - at);
+      const bool last = at + n == in.size();
+      const std::uint32_t header = (last ? 1u : 0u) | (static_cast<std::uint32_t>(n) << 3);  // block type 0: raw
+      const std::byte block_head[3] = {static_cast<std::byte>(header), static_cast<std::byte>(header >> 8),
+                                       static_cast<std::byte>(header >> 16)};
+      emit(out, byte_view(block_head, 3));
+      emit(out, in.subspan(at, n));
+      if (checksum_) hash.update(in.subspan(at, n));
+      total += 3 + n;
+      at += n;
+    }
+    if (checksum_) {
+      std::byte sum[4];
+      store_le<std::uint32_t>(sum, static_cast<std::uint32_t>(hash.digest()));
+      emit(out, byte_view(sum, 4));
+      total += 4;
+    }
+    return total;
+  }
+
   void set_workers(std::size_t input_size) {
     const int workers = input_size >= parallel_threshold ? parallel_workers() : 0;
     if (workers != workers_) {
@@ -211,6 +313,8 @@ class zstd_compressor {
   int level_ = 0;
   bool checksum_ = false;
   int workers_ = 0;
+  double min_ratio_ = 0;
+  byte_buffer sample_;
 };
 
 /// Decodes single zstd frames of untrusted origin, reusing one `ZSTD_DCtx`.
@@ -352,31 +456,34 @@ inline zstd_decompressor& thread_decompressor() {
   thread_local zstd_decompressor decompressor;
   return decompressor;
 }
-}  // namespace detail
 
-/// Compresses `in` into one frame at `level` (with a content checksum if `checksum`), reusing a
-/// per-thread context.
-/// \throws cairn::error (errc::invalid_argument) if `level` is outside zstd's range.
-/// \par Thread safety
-/// Safe from any thread: each thread owns its context.
-namespace detail {
-inline zstd_compressor& thread_compressor(int level, bool checksum) {
+/// The calling thread's compression context, set to the caller's parameters.
+inline zstd_compressor& thread_compressor(int level, bool checksum, double min_ratio = 0) {
   thread_local zstd_compressor compressor;
   if (compressor.level() != level) compressor.set_level(level);
   if (compressor.checksum() != checksum) compressor.set_checksum(checksum);
+  if (compressor.min_ratio() != min_ratio) compressor.set_min_ratio(min_ratio);
   return compressor;
 }
 }  // namespace detail
 
-inline byte_buffer zstd_compress(byte_view in, int level = 1, bool checksum = false) {
-  return detail::thread_compressor(level, checksum).compress(in);
+/// Compresses `in` into one frame at `level` (with a content checksum if `checksum`), reusing a
+/// per-thread context; with `min_ratio` > 0 an input that does not pay is stored (see
+/// `zstd_compressor::set_min_ratio`).
+/// \throws cairn::error (errc::invalid_argument) if `level` is outside zstd's range.
+/// \par Thread safety
+/// Safe from any thread: each thread owns its context.
+inline byte_buffer zstd_compress(byte_view in, int level = 1, bool checksum = false, double min_ratio = 0) {
+  return detail::thread_compressor(level, checksum, min_ratio).compress(in);
 }
 
 /// Compresses `in` into one frame at the start of `out` (which needs `compress_bound(in.size())`
 /// bytes to be sure), reusing a per-thread context; returns the frame's size. No intermediate buffer.
 /// \throws cairn::error (errc::invalid_argument) if `level` is out of range or the frame does not fit.
-inline std::size_t zstd_compress_into(byte_view in, mutable_byte_view out, int level = 1, bool checksum = false) {
-  return detail::thread_compressor(level, checksum).compress(in, out);
+/// With `min_ratio` > 0, an input that does not pay is stored (see `zstd_compressor::set_min_ratio`).
+inline std::size_t zstd_compress_into(byte_view in, mutable_byte_view out, int level = 1, bool checksum = false,
+                                      double min_ratio = 0) {
+  return detail::thread_compressor(level, checksum, min_ratio).compress(in, out);
 }
 
 /// Decodes exactly one frame into `out` with a per-thread context; see `zstd_decompressor::decompress_into`.

@@ -254,7 +254,7 @@ void write_chunks(const array_metadata& m, const box& region, const array_view& 
                 at += n;
               }
             };
-            const std::size_t n = m.zstd_level ? codec::detail::thread_compressor(*m.zstd_level, checksum).compress_streamed(raw, out)
+            const std::size_t n = m.zstd_level ? codec::detail::thread_compressor(*m.zstd_level, checksum, m.zstd_min_ratio).compress_streamed(raw, out)
                                                : (emit(raw), raw.size());
             if (!one_inner) return;
             std::byte index[20];

@@ -78,7 +78,7 @@ inline void zarr_encode_elements_into(const array_metadata& m, const array_view&
   auto compress_into_out = [&](byte_view raw) {
     const std::size_t old = out.size();
     out.resize(old + codec::zstd_compressor::compress_bound(raw.size()));
-    const std::size_t n = codec::zstd_compress_into(raw, out.mutable_view().subspan(old), *m.zstd_level, checksum);
+    const std::size_t n = codec::zstd_compress_into(raw, out.mutable_view().subspan(old), *m.zstd_level, checksum, m.zstd_min_ratio);
     out.resize(old + n);
   };
   if (chunk.is_c_contiguous() && !zarr_needs_swap(m)) {
@@ -97,13 +97,13 @@ inline void zarr_encode_elements_into(const array_metadata& m, const array_view&
 inline byte_buffer zarr_encode_elements(const array_metadata& m, const array_view& chunk) {
   const bool swap = zarr_needs_swap(m);
   if (chunk.is_c_contiguous() && !swap) {
-    if (m.zstd_level) return codec::zstd_compress(chunk.bytes(), *m.zstd_level, m.zstd_checksum || m.frame_checksums);
+    if (m.zstd_level) return codec::zstd_compress(chunk.bytes(), *m.zstd_level, m.zstd_checksum || m.frame_checksums, m.zstd_min_ratio);
     return byte_buffer(chunk.bytes());
   }
   byte_buffer staged(chunk.num_bytes());
   copy(chunk, mutable_array_view(staged.data(), chunk.type(), chunk.shape()));
   if (swap) zarr_swap_bytes(staged.mutable_view(), m.type);
-  if (m.zstd_level) return codec::zstd_compress(staged.view(), *m.zstd_level, m.zstd_checksum || m.frame_checksums);
+  if (m.zstd_level) return codec::zstd_compress(staged.view(), *m.zstd_level, m.zstd_checksum || m.frame_checksums, m.zstd_min_ratio);
   return staged;
 }
 

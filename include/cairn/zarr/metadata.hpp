@@ -54,6 +54,9 @@ struct array_metadata {
   /// the metadata; every zstd decoder verifies a checksum a frame carries). cairn's writer sets it so
   /// that `cairn verify` detects a flipped byte in any compressed chunk.
   bool frame_checksums = false;
+  /// Write a chunk whose sample zstd shrinks by less than this ratio as a zstd frame of raw blocks
+  /// (never stored in the metadata; see `codec::zstd_compressor::set_min_ratio`). 0: compress all.
+  double zstd_min_ratio = 0;
   bool sharded = false;                  ///< v3 `sharding_indexed`: each grid chunk is a shard of inner chunks
   std::vector<index_t> inner_chunk_shape;  ///< v3 sharded: the inner chunk shape (divides `chunk_shape`)
   shard_index_location index_location = shard_index_location::end;  ///< v3 sharded
