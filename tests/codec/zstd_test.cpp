@@ -228,7 +228,8 @@ struct piecewise_sink {
 };
 
 std::size_t stored_frame_size(std::size_t n, bool checksum) {
-  return 14 + 3 * ((n + 128 * kib - 1) / (128 * kib)) + n + (checksum ? 4 : 0);
+  const std::size_t head = n > 128 * kib ? 14 : n < 256 ? 6 : n < 65536 + 256 ? 7 : 9;
+  return head + 3 * ((n + 128 * kib - 1) / (128 * kib)) + n + (checksum ? 4 : 0);
 }
 }  // namespace
 
@@ -239,7 +240,8 @@ TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads"
     c.set_checksum(checksum);
     c.set_min_ratio(1.1);
     CHECK(c.min_ratio() == 1.1);
-    for (std::size_t n : {32 * kib, 64 * kib + 12, 128 * kib, 300 * kib + 4, 3 * mib}) {
+    for (std::size_t n : {std::size_t{1}, std::size_t{255}, std::size_t{256}, 4 * kib, 32 * kib, 64 * kib + 12,
+                          64 * kib + 256, 128 * kib, 128 * kib + 1, 300 * kib + 4, 3 * mib}) {
       CAPTURE(checksum);
       CAPTURE(n);
       for (const byte_buffer& in : {weight_bytes(n, n), random_bytes(n, n + 5)}) {
@@ -259,7 +261,7 @@ TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads"
         CHECK(c.compress_streamed(in, sink) == frame.size());
         CHECK(same_bytes(byte_view(sink.buffer).first(sink.used), frame));
         // A flipped content byte is caught by the checksum (and only then).
-        frame[20] ^= std::byte{0x10};  // inside the first block's bytes
+        frame[frame.size() - (checksum ? 5 : 1)] ^= std::byte{0x10};  // the last content byte
         if (checksum) {
           require_error([&] { d.decompress_into(frame, plain.mutable_view(), what); }, errc::corrupted, "checksum");
         } else {
@@ -267,13 +269,18 @@ TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads"
         }
       }
     }
-    // What compresses well is still compressed; small inputs are never sampled.
-    byte_buffer text = compressible_bytes(300 * kib, 3);
-    CHECK(c.pays(text));
-    CHECK(c.compress(text).size() < text.size() / 2);
-    byte_buffer small = random_bytes(zstd_compressor::sampled_threshold - 1, 8);
-    CHECK(c.pays(small));
-    CHECK(same_bytes(d.decompress(c.compress(small), small.size(), what), small));
+    // What compresses well is still compressed, large or small (repeats are what the fast judge sees).
+    for (std::size_t n : {300 * kib, 40 * kib, 4 * kib, kib}) {
+      byte_buffer text = compressible_bytes(n, 3);
+      CHECK(c.pays(text));
+      CHECK(c.compress(text).size() < text.size() / 2);
+      CHECK(same_bytes(d.decompress(c.compress(text), n, what), text));
+    }
+    byte_buffer zeros(4 * kib);
+    std::memset(zeros.data(), 0, zeros.size());
+    CHECK(c.pays(zeros));
+    CHECK(c.compress(zeros).size() < 64);
+    CHECK(c.pays(byte_view{}));  // nothing to store: zstd's own empty frame
     // The caller's buffer must hold the stored frame.
     byte_buffer in = weight_bytes(100 * kib, 2);
     byte_buffer out(in.size());

@@ -362,3 +362,44 @@ TEST_CASE("streamed values: pieces written while produced, over file and memory 
     CHECK(read_all(r) == want);
   }
 }
+
+TEST_CASE("small values are gathered into batches; large and streamed values between them keep their places") {
+  cairn_test::temp_dir dir;
+  kv::store base = kv::open_file(dir.path() / "db", kv::fsync_policy::none);
+  std::map<std::string, std::string> want;
+  {
+    oc::writer w(base, no_sync());
+    // 5,000 values of 1–2 KiB fill more than one 4 MiB batch; every 700th, a large value (1.5 MiB,
+    // written at once) or a streamed one lands after the open batch, which must then be closed.
+    std::mt19937_64 rng(3);
+    for (int i = 0; i < 5000; ++i) {
+      const std::string key = "small/" + std::to_string(i);
+      want[key] = value_for(key, 1000 + rng() % 1100);
+      w.put(key, cairn::as_bytes(want[key]));
+      if (i % 700 == 350) {
+        const std::string big = "large/" + std::to_string(i);
+        want[big] = value_for(big, (std::size_t{3} << 19) + i);
+        w.put(big, cairn::as_bytes(want[big]));
+      } else if (i % 700 == 0) {
+        const std::string streamed = "streamed/" + std::to_string(i);
+        want[streamed] = value_for(streamed, 10000 + i);
+        w.put_streamed(streamed, 20000 + i, [&](auto& out) {
+          for (std::size_t at = 0; at < want[streamed].size();) {
+            const auto space = out.space();
+            const std::size_t n = std::min(space.size(), want[streamed].size() - at);
+            std::memcpy(space.data(), want[streamed].data() + at, n);
+            out.produced(n);
+            at += n;
+          }
+        });
+      }
+    }
+    w.commit();
+  }
+  oc::reader r(base);
+  CHECK(read_all(r) == want);
+  // Far fewer data files than values: the small ones share files (and writes).
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() / "db" / "d")) files += e.is_regular_file();
+  CHECK(files <= 2);
+}

@@ -204,29 +204,41 @@ class zstd_compressor {
 
   /// The ratio below which an input is stored instead of compressed (0: everything is compressed).
   double min_ratio() const noexcept { return min_ratio_; }
-  /// Sets the ratio a sample of an input of at least `sampled_threshold` bytes must compress by for
-  /// the input to be compressed; an input below it becomes a frame of raw blocks (plus the content
-  /// size and, if set, the checksum) at copy speed. The sample is 4 pieces spread over the input,
-  /// at most 64 KiB and a quarter of it, compressed at the frame's level. 0 turns sampling off.
-  /// 	hrows cairn::error (errc::invalid_argument) if `ratio` is negative or not a number.
+  /// Sets the ratio an input must compress by to be compressed; an input below it becomes a frame of
+  /// raw blocks (plus the content size and, if set, the checksum) at copy speed. An input of at least
+  /// `sampled_threshold` bytes is judged by a sample: 1 to 4 pieces spread over it (one per 256 KiB, at
+  /// most 16 KiB and an eighth of it each), compressed at the frame's level. A smaller one is judged by
+  /// zstd's fastest level (repeats only, no entropy coding): building a Huffman table for a few KiB
+  /// costs more time than the bytes it saves. 0 turns all of this off.
+  /// \throws cairn::error (errc::invalid_argument) if `ratio` is negative or not a number.
   void set_min_ratio(double ratio) {
     if (!(ratio >= 0)) throw error(errc::invalid_argument, "zstd minimum compression ratio " + std::to_string(ratio) + " is negative");
     min_ratio_ = ratio;
   }
-  /// Inputs shorter than this are always compressed: their sample would cost about as much as they do.
+  /// Inputs of at least this many bytes are judged by a sample compressed at the frame's level.
   static constexpr std::size_t sampled_threshold = std::size_t{32} << 10;
 
   /// Returns whether `compress` would compress `in` (true) or store it in raw blocks (false).
   bool pays(byte_view in) {
-    if (min_ratio_ <= 0 || in.size() < sampled_threshold) return true;
-    constexpr std::size_t pieces = 4;
-    const std::size_t piece = std::min<std::size_t>(std::size_t{16} << 10, in.size() / (4 * pieces));
-    const std::size_t stride = (in.size() - piece) / (pieces - 1);
+    if (min_ratio_ <= 0 || in.empty()) return true;
+    if (in.size() < sampled_threshold) {
+      if (!fast_) {
+        fast_.reset(ZSTD_createCCtx());
+        if (!fast_ || ZSTD_isError(ZSTD_CCtx_setParameter(fast_.get(), ZSTD_c_compressionLevel, -1))) throw std::bad_alloc();
+      }
+      if (sample_.size() < ZSTD_compressBound(in.size())) sample_.resize(ZSTD_compressBound(sampled_threshold));
+      const std::size_t n = ZSTD_compress2(fast_.get(), sample_.data(), sample_.size(), in.data(), in.size());
+      return !ZSTD_isError(n) && static_cast<double>(in.size()) >= min_ratio_ * static_cast<double>(n);
+    }
+    const std::size_t pieces = std::clamp<std::size_t>(in.size() >> 18, 1, 4);
+    const std::size_t piece = std::min<std::size_t>(std::size_t{16} << 10, in.size() / 8);
+    const std::size_t stride = pieces > 1 ? (in.size() - piece) / (pieces - 1) : 0;
+    const std::size_t first = pieces > 1 ? 0 : (in.size() - piece) / 2;
     set_workers(piece);
     if (sample_.size() < ZSTD_compressBound(piece)) sample_.resize(ZSTD_compressBound(piece));
     std::size_t stored = 0;
     for (std::size_t i = 0; i < pieces; ++i) {
-      const std::size_t n = ZSTD_compress2(ctx_.get(), sample_.data(), sample_.size(), in.data() + i * stride, piece);
+      const std::size_t n = ZSTD_compress2(ctx_.get(), sample_.data(), sample_.size(), in.data() + first + i * stride, piece);
       if (ZSTD_isError(n)) return true;  // the real compression reports it
       stored += n;
     }
@@ -260,19 +272,38 @@ class zstd_compressor {
     }
   }
 
-  /// Writes `in` as one frame of raw blocks (RFC 8878 §3.1.1): an 8-byte content size, a 128 KiB
-  /// window (raw blocks refer to nothing, so a streaming decoder needs no more), blocks of at most
-  /// 128 KiB, and the low 32 bits of XXH64 when checksums are on. Returns the frame's size.
+  /// Writes `in` as one frame of raw blocks (RFC 8878 §3.1.1) of at most 128 KiB, with its content
+  /// size and the low 32 bits of XXH64 when checksums are on. A frame of one block is a single segment
+  /// (the shortest header); a longer one declares a 128 KiB window, all that raw blocks need, so that
+  /// a streaming decoder never sizes its window by the content. Returns the frame's size.
   /// \pre `in` is not empty.
   template <class Out>
   std::size_t store(byte_view in, Out& out) {
     std::byte head[14];
     store_le<std::uint32_t>(head, ZSTD_MAGICNUMBER);
-    head[4] = static_cast<std::byte>(0xC0 | (checksum_ ? 0x04 : 0x00));  // FCS 8 bytes, window descriptor, no dictionary
-    head[5] = static_cast<std::byte>(0x38);                               // window log 17
-    store_le<std::uint64_t>(head + 6, in.size());
-    emit(out, byte_view(head, sizeof head));
-    std::size_t total = sizeof head;
+    const std::uint8_t checksum_flag = checksum_ ? 0x04 : 0x00;
+    std::size_t head_size = 5;
+    const std::uint64_t n = in.size();
+    if (n > ZSTD_BLOCKSIZE_MAX) {
+      head[4] = static_cast<std::byte>(0xC0 | checksum_flag);  // 8-byte content size, window descriptor
+      head[5] = static_cast<std::byte>(0x38);                  // window log 17
+      store_le<std::uint64_t>(head + 6, n);
+      head_size = 14;
+    } else if (n < 256) {
+      head[4] = static_cast<std::byte>(0x20 | checksum_flag);  // single segment, 1-byte content size
+      head[5] = static_cast<std::byte>(n);
+      head_size = 6;
+    } else if (n < 65536 + 256) {
+      head[4] = static_cast<std::byte>(0x60 | checksum_flag);  // single segment, 2-byte content size − 256
+      store_le<std::uint16_t>(head + 5, static_cast<std::uint16_t>(n - 256));
+      head_size = 7;
+    } else {
+      head[4] = static_cast<std::byte>(0xA0 | checksum_flag);  // single segment, 4-byte content size
+      store_le<std::uint32_t>(head + 5, static_cast<std::uint32_t>(n));
+      head_size = 9;
+    }
+    emit(out, byte_view(head, head_size));
+    std::size_t total = head_size;
     xxh64_stream hash;
     for (std::size_t at = 0; at < in.size();) {
       const std::size_t n = std::min<std::size_t>(ZSTD_BLOCKSIZE_MAX, in.size() - at);
@@ -315,6 +346,7 @@ class zstd_compressor {
   int workers_ = 0;
   double min_ratio_ = 0;
   byte_buffer sample_;
+  std::unique_ptr<ZSTD_CCtx, detail::cctx_deleter> fast_;  // level −1, to judge small inputs
 };
 
 /// Decodes single zstd frames of untrusted origin, reusing one `ZSTD_DCtx`.

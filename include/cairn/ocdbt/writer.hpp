@@ -91,6 +91,7 @@ class data_file_sink {
 
   /// Appends `bytes` and returns where they landed.
   std::pair<data_file_id, std::uint64_t> append(byte_view bytes) {
+    if (!root_.empty() && bytes.size() < direct_threshold) return append_small(bytes);
     std::string name;
     std::uint64_t offset;
     int fd = -1, direct_fd = -1;
@@ -172,6 +173,12 @@ class data_file_sink {
     for (auto& f : files_) {
       if (f.on_disk) {
         if (f.fd < 0) continue;  // already finished
+        if (!f.batch.empty()) {
+          // The last batch ends the file: written as it is (no padding), the fsync below follows.
+          const std::uint64_t at = f.batch_at;
+          const byte_buffer last = take_batch(f);
+          write_to_disk(f.fd, -1, last.view(), at, root_ / f.name);
+        }
         if (options_.fsync != kvstore::fsync_policy::none && ::fsync(f.fd) != 0)
           throw io_error("fsync \"" + (root_ / f.name).string() + "\"", errno);
         if (f.direct_fd >= 0) ::close(f.direct_fd);
@@ -192,6 +199,8 @@ class data_file_sink {
   static constexpr std::size_t direct_block = 4096;
   static constexpr std::size_t direct_threshold = std::size_t{1} << 20;
   static std::uint64_t round_up(std::uint64_t n) { return (n + direct_block - 1) / direct_block * direct_block; }
+  /// Small values are gathered into batches of this size, each written with one call.
+  static constexpr std::size_t batch_capacity = std::size_t{4} << 20;
 
   void write_to_disk(int fd, int direct_fd, byte_view bytes, std::uint64_t offset, const std::filesystem::path& path) {
     const bool aligned = reinterpret_cast<std::uintptr_t>(bytes.data()) % direct_block == 0;
@@ -337,6 +346,8 @@ class data_file_sink {
     int direct_fd = -1;  // the same file opened with O_DIRECT, when the file system allows it
     byte_buffer buffer;
     bool written = false;
+    byte_buffer batch;                 // small values not yet written, from offset batch_at on
+    std::uint64_t batch_at = 0;
   };
   void open_new_file() {
     file f;
@@ -352,6 +363,62 @@ class data_file_sink {
       f.direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);  // -1: buffered writes only
     }
     files_.push_back(std::move(f));
+  }
+
+  // A checkpoint of many small leaves makes many small values (zarr metadata, small chunks, nodes):
+  // one pwrite each costs more than the bytes (a system call and page-cache work per value). They are
+  // copied into a page-aligned batch that starts on a block boundary instead, and a full batch goes to
+  // disk in one write (with O_DIRECT, zero-padded to a whole block; the padding is never referenced).
+  std::pair<data_file_id, std::uint64_t> append_small(byte_view bytes) {
+    byte_buffer full;
+    std::uint64_t full_at = 0;
+    std::string name;
+    std::uint64_t offset;
+    int fd = -1, direct_fd = -1;
+    {
+      std::lock_guard lock(mutex_);
+      if (files_.empty() || (files_.back().size > 0 && files_.back().size + bytes.size() > options_.target_data_file_size))
+        open_new_file();
+      file& f = files_.back();
+      // A batch ends where the file does, unless a large value was placed after it meanwhile.
+      if (!f.batch.empty() && (f.batch_at + f.batch.size() != f.size || f.batch.size() + bytes.size() > batch_capacity)) {
+        full_at = f.batch_at;
+        full = take_batch(f);
+      }
+      if (f.batch.empty()) {
+        f.size = round_up(f.size);
+        f.batch_at = f.size;
+        f.batch.reserve(batch_capacity + direct_block);  // ≥ large_size: page-aligned
+      }
+      offset = f.size;
+      f.batch.append(bytes);
+      f.size += bytes.size();
+      name = f.name;
+      fd = f.fd;
+      direct_fd = f.direct_fd;
+    }
+    if (!full.empty()) write_batch(fd, direct_fd, full, full_at, root_ / name);
+    return {data_file_id{"", std::move(name)}, offset};
+  }
+
+  // Detaches `f`'s batch; later values start on the next block boundary, past the batch's padding.
+  byte_buffer take_batch(file& f) {
+    byte_buffer b = std::move(f.batch);
+    f.batch = byte_buffer();
+    f.size = round_up(f.size);
+    return b;
+  }
+
+  void write_batch(int fd, int direct_fd, byte_buffer& batch, std::uint64_t at, const std::filesystem::path& path) {
+    const std::size_t n = batch.size();
+    if (direct_fd >= 0 && reinterpret_cast<std::uintptr_t>(batch.data()) % direct_block == 0) {
+      const std::size_t padded = static_cast<std::size_t>(round_up(n));
+      batch.resize(padded);
+      std::memset(batch.data() + n, 0, padded - n);
+      kvstore::file_driver::write_exact(direct_fd, batch.data(), padded, at, path);
+      return;
+    }
+    write_to_disk(fd, -1, batch.view(), at, path);
   }
 
   kvstore::store base_;
