@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -101,4 +102,18 @@ TEST_CASE("host_array and strided copies") {
   cairn::host_array e(cairn::dtype::float64, cairn::shape{0, 7});
   CHECK(e.num_bytes() == 0);
   CHECK(cairn::host_array::copy_of(e.view()) == e);
+}
+
+TEST_CASE("copy_bytes: large copies split over threads land exactly; small ones are memcpy") {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{4097}, cairn::parallel_copy_threshold - 1,
+                        cairn::parallel_copy_threshold, cairn::parallel_copy_threshold + 12345}) {
+    CAPTURE(n);
+    std::vector<std::uint32_t> src((n + 3) / 4 + 1);
+    std::iota(src.begin(), src.end(), 0x9e3779b9u);
+    std::vector<std::byte> dst(n + 2, std::byte{0xAB});
+    cairn::copy_bytes(dst.data() + 1, src.data(), n);
+    CHECK(std::memcmp(dst.data() + 1, src.data(), n) == 0);
+    CHECK(dst.front() == std::byte{0xAB});  // nothing written outside [dst, dst + n)
+    CHECK(dst.back() == std::byte{0xAB});
+  }
 }

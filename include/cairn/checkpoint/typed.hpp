@@ -89,7 +89,7 @@ struct stage_visitor {
         if (dynamic_tree* old = find(*recycle, path); old && old->type() == dynamic_tree::kind::array) {
           host_array& buf = old->as_array();
           if (buf.type() == v.type() && buf.shape() == v.shape()) {
-            if (v.num_bytes()) std::memcpy(buf.mutable_bytes().data(), v.bytes().data(), v.num_bytes());
+            copy_bytes(buf.mutable_bytes().data(), v.bytes().data(), v.num_bytes());
             place(path, std::move(buf));
             return;
           }

@@ -128,7 +128,7 @@ inline void copy(const array_view& src, const mutable_array_view& dst) {
   const std::size_t n = src.num_bytes();
   if (n == 0) return;
   if (src.is_c_contiguous() && dst.is_c_contiguous()) {
-    std::memcpy(dst.data(), src.data(), n);
+    copy_bytes(dst.data(), src.data(), n);
     return;
   }
   // Copy runs along the innermost dimension; when both innermost strides are dense they become memcpys.
