@@ -261,17 +261,6 @@ class zstd_compressor {
     void produced(std::size_t n) noexcept { used += n; }
   };
 
-  template <class Out>
-  static void emit(Out& out, byte_view bytes) {
-    for (std::size_t at = 0; at < bytes.size();) {
-      const mutable_byte_view space = out.space();
-      const std::size_t n = std::min(space.size(), bytes.size() - at);
-      std::memcpy(space.data(), bytes.data() + at, n);
-      out.produced(n);
-      at += n;
-    }
-  }
-
   /// Writes `in` as one frame of raw blocks (RFC 8878 §3.1.1) of at most 128 KiB, with its content
   /// size and the low 32 bits of XXH64 when checksums are on. A frame of one block is a single segment
   /// (the shortest header); a longer one declares a 128 KiB window, all that raw blocks need, so that
@@ -302,7 +291,7 @@ class zstd_compressor {
       store_le<std::uint32_t>(head + 5, static_cast<std::uint32_t>(n));
       head_size = 9;
     }
-    emit(out, byte_view(head, head_size));
+    emit_into(out, byte_view(head, head_size));
     std::size_t total = head_size;
     xxh64_stream hash;
     for (std::size_t at = 0; at < in.size();) {
@@ -311,8 +300,8 @@ class zstd_compressor {
       const std::uint32_t header = (last ? 1u : 0u) | (static_cast<std::uint32_t>(n) << 3);  // block type 0: raw
       const std::byte block_head[3] = {static_cast<std::byte>(header), static_cast<std::byte>(header >> 8),
                                        static_cast<std::byte>(header >> 16)};
-      emit(out, byte_view(block_head, 3));
-      emit(out, in.subspan(at, n));
+      emit_into(out, byte_view(block_head, 3));
+      emit_into(out, in.subspan(at, n));
       if (checksum_) hash.update(in.subspan(at, n));
       total += 3 + n;
       at += n;
@@ -320,7 +309,7 @@ class zstd_compressor {
     if (checksum_) {
       std::byte sum[4];
       store_le<std::uint32_t>(sum, static_cast<std::uint32_t>(hash.digest()));
-      emit(out, byte_view(sum, 4));
+      emit_into(out, byte_view(sum, 4));
       total += 4;
     }
     return total;

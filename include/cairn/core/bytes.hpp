@@ -236,4 +236,18 @@ void store_be(std::byte* p, T v) noexcept {
     p[i] = static_cast<std::byte>((v >> (8 * (sizeof(T) - 1 - i))) & 0xFF);
 }
 
+/// Copies `bytes` into a piece sink, a piece at a time: `out.space()` is where the next bytes go (never
+/// empty; it throws when the sink is full), `out.produced(n)` says that `n` of them were written. The
+/// streamed writers (OCDBT `put_streamed`, the zstd frame writers) are such sinks.
+template <class Sink>
+void emit_into(Sink& out, byte_view bytes) {
+  for (std::size_t at = 0; at < bytes.size();) {
+    const mutable_byte_view space = out.space();
+    const std::size_t n = std::min(space.size(), bytes.size() - at);
+    std::memcpy(space.data(), bytes.data() + at, n);
+    out.produced(n);
+    at += n;
+  }
+}
+
 }  // namespace cairn

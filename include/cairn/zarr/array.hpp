@@ -245,23 +245,14 @@ void write_chunks(const array_metadata& m, const box& region, const array_view& 
           const std::size_t index_bytes = one_inner ? 16 + (m.index_crc32c ? 4 : 0) : 0;
           const std::uint64_t bound = (m.zstd_level ? codec::zstd_compressor::compress_bound(raw.size()) : raw.size()) + index_bytes;
           put.put_streamed(chunk_key(m, k), bound, [&](auto& out) {
-            auto emit = [&](byte_view bytes) {
-              for (std::size_t at = 0; at < bytes.size();) {
-                const mutable_byte_view space = out.space();
-                const std::size_t n = std::min(space.size(), bytes.size() - at);
-                std::memcpy(space.data(), bytes.data() + at, n);
-                out.produced(n);
-                at += n;
-              }
-            };
             const std::size_t n = m.zstd_level ? codec::detail::thread_compressor(*m.zstd_level, checksum, m.zstd_min_ratio).compress_streamed(raw, out)
-                                               : (emit(raw), raw.size());
+                                               : (emit_into(out, raw), raw.size());
             if (!one_inner) return;
             std::byte index[20];
             store_le<std::uint64_t>(index, 0);  // the inner chunk starts the shard
             store_le<std::uint64_t>(index + 8, n);
             if (m.index_crc32c) store_le<std::uint32_t>(index + 16, crc32c(byte_view(index, 16)));
-            emit(byte_view(index, index_bytes));
+            emit_into(out, byte_view(index, index_bytes));
           });
           return;
         }
