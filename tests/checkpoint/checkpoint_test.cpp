@@ -160,7 +160,14 @@ TEST_CASE("keys that cannot be stored are rejected before anything is committed"
                        doctest::Contains("keys may not contain '/'"), cairn::error);
   CHECK_THROWS_WITH_AS(cairn::save(dir.path(), 2, dynamic_tree::map({{"a.b", cairn::scalar(1)}, {"a", dynamic_tree::map({{"b", cairn::scalar(2)}})}}), o),
                        doctest::Contains("share the parameter name \"a.b\""), cairn::error);
+  CHECK_THROWS_WITH_AS(cairn::save(dir.path(), 3, dynamic_tree::map({{"a", dynamic_tree::list({cairn::scalar(1)})}, {"a.0", cairn::scalar(2)}}), o),
+                       doctest::Contains("share the parameter name \"a.0\""), cairn::error);
   CHECK(cairn::list_steps(dir.path()).empty());
+  // Dotted keys that do not collide are stored as they are.
+  const auto dotted = dynamic_tree::map({{"a", dynamic_tree::map({{"b", cairn::scalar(1)}})}, {"a.c", cairn::scalar(2)}, {"d.e", cairn::scalar(3)}});
+  cairn::save(dir.path(), 4, dotted, o);
+  CHECK(cairn::load(dir.path()).at(cairn::key_path{"default", "a.c"}).as_scalar().as<int>() == 2);
+  CHECK(cairn::load(dir.path()).at(cairn::key_path{"default", "d.e"}).as_scalar().as<int>() == 3);
 }
 
 TEST_CASE("a stale temporary directory is never listed or loaded") {

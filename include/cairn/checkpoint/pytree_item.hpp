@@ -464,19 +464,31 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
                                       database().put_streamed(array_key(param, key), max_size, fill);
                                     }});
   };
+  // Two leaves can share a parameter name only if a key contains '.': without one, splitting a name at
+  // the dots gives back its path (a node's children are either all names or all indices), so the
+  // names are checked for collisions only when some key has a dot.
+  bool dotted = false;
+  constexpr std::string_view special("/\0.", 3);
   tree.for_each_leaf([&](const key_path& path, const dynamic_tree& leaf) {
     for (std::size_t i = 0; i < path.size(); ++i)
       if (path[i].is_name()) {
         const std::string_view n = path[i].name();
-        if (!n.empty() && n.find('/') == std::string_view::npos && n.find('\0') == std::string_view::npos) continue;
+        if (!n.empty() && n.find_first_of(special) == std::string_view::npos) continue;
+        if (!n.empty() && n.find('/') == std::string_view::npos && n.find('\0') == std::string_view::npos) {
+          dotted = true;
+          continue;
+        }
         key_path parent;  // only to name the place in the error
         for (std::size_t j = 0; j < i; ++j) parent.push_back(path[j]);
         validate_dict_key(n, parent);
       }
     const std::string param = param_name(path);
-    if (auto [it, fresh] = names.emplace(param, meta.entries.size()); !fresh)
-      throw error(errc::invalid_argument, "leaves \"" + to_string(meta.entries[it->second].path) + "\" and \"" +
-                                              to_string(path) + "\" would share the parameter name \"" + param + "\"");
+    if (dotted && names.empty())  // the first dot: the leaves before it (distinct) join the check
+      for (std::size_t k = 0; k < meta.entries.size(); ++k) names.emplace(param_name(meta.entries[k].path), k);
+    if (dotted)
+      if (auto [it, fresh] = names.emplace(param, meta.entries.size()); !fresh)
+        throw error(errc::invalid_argument, "leaves \"" + to_string(meta.entries[it->second].path) + "\" and \"" +
+                                                to_string(path) + "\" would share the parameter name \"" + param + "\"");
     tree_metadata_entry e;
     e.path = path;
     switch (leaf.type()) {
