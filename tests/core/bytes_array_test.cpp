@@ -5,8 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <span>
 #include <vector>
 
 TEST_CASE("byte_buffer: aligned, growable, copyable") {
@@ -29,6 +31,44 @@ TEST_CASE("byte_buffer: aligned, growable, copyable") {
   CHECK(d.size() == 5013);
   CHECK(d[5012] == std::byte((4999) & 0xFF));
   CHECK(d[3] == std::byte(3));
+}
+
+TEST_CASE("byte_buffer and host_array borrowing: read in place, copied on copy, never written or freed") {
+  std::vector<std::byte> owner(100);
+  for (std::size_t i = 0; i < owner.size(); ++i) owner[i] = std::byte(i);
+  {
+    auto b = cairn::byte_buffer::borrowing(owner.data(), owner.size());
+    CHECK(b.borrowed());
+    CHECK(b.data() == owner.data());
+    CHECK(b.size() == 100);
+    CHECK(b.capacity() == 0);
+    cairn::byte_buffer copy = b;  // a copy owns its bytes
+    CHECK_FALSE(copy.borrowed());
+    CHECK(copy.data() != owner.data());
+    CHECK(std::equal(copy.view().begin(), copy.view().end(), owner.begin()));
+    cairn::byte_buffer moved = std::move(b);  // a move keeps borrowing
+    CHECK(moved.borrowed());
+    CHECK(moved.data() == owner.data());
+    moved.append(cairn::as_bytes("z"));  // growing copies out first: the owner is never written
+    CHECK_FALSE(moved.borrowed());
+    CHECK(moved.size() == 101);
+    CHECK(moved[99] == std::byte(99));
+    auto shrunk = cairn::byte_buffer::borrowing(owner.data(), owner.size());
+    shrunk.resize(10);  // so does shrinking
+    CHECK_FALSE(shrunk.borrowed());
+    CHECK(shrunk.size() == 10);
+    CHECK(shrunk[9] == std::byte(9));
+  }  // destroying borrowed buffers frees nothing (ASan would report a bad free)
+  CHECK(owner[99] == std::byte(99));
+  CHECK(owner.size() == 100);
+
+  const auto a = cairn::host_array::from(std::span<const float>(std::vector<float>{1, 2, 3, 4}), cairn::shape{2, 2});
+  const auto view = cairn::host_array::borrowing(a);
+  CHECK(view.bytes().data() == a.bytes().data());
+  CHECK(view == a);
+  const cairn::host_array owned = view;
+  CHECK(owned.bytes().data() != a.bytes().data());
+  CHECK(owned == a);
 }
 
 TEST_CASE("shared_bytes slices share storage") {

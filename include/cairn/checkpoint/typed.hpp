@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /// \file
 /// Saving and restoring C++ types (std containers, registered structs, custom leaves) as Orbax PyTree
-/// items. A save stages every leaf on the caller's thread (the copy that must survive the caller
-/// changing its data) and writes an ordinary item: a struct saved by cairn restores in Python as a
+/// items. A save stages every leaf on the caller's thread — custom leaves through their handlers; host
+/// arrays are read in place by `cairn::save`, which returns only once they are written, and copied by
+/// the checkpoint manager, whose save continues in the background — and writes an ordinary item: a
+/// struct saved by cairn restores in Python as a
 /// nested dict with the same names. A restore is strict by default — before any data is read, the
 /// target is matched against `_METADATA` and one error lists every missing key, unexpected key, shape
 /// and dtype mismatch — and never leaves the target half-written unannounced: everything is read into
@@ -20,7 +22,6 @@
 #include <map>
 #include <optional>
 #include <regex>
-#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -82,9 +83,16 @@ struct stage_visitor {
     return node;
   }
 
+  /// A synchronous save's staging: host arrays are borrowed (read in place), not copied.
+  bool borrow = false;
+
   template <class T>
   void leaf(const key_path& path, const T& v) {
     if constexpr (std::same_as<T, host_array>) {
+      if (borrow && !(cast && *cast)) {
+        place(path, host_array::borrowing(v));
+        return;
+      }
       if (recycle && !(cast && *cast) && v.view().is_c_contiguous())
         if (dynamic_tree* old = find(*recycle, path); old && old->type() == dynamic_tree::kind::array) {
           host_array& buf = old->as_array();
@@ -148,6 +156,7 @@ template <class T>
 std::filesystem::path save(const std::filesystem::path& root, std::int64_t step, const T& tree, const typed_save_options& options) {
   detail::stage_visitor v;
   v.cast = &options.cast;
+  v.borrow = true;  // the save is done before this returns: the caller's arrays are read in place
   key_path path;
   walk_tree(tree, path, v);
   return detail::save_item_refs(root, step, {{options.item, &v.root}}, options.base);
@@ -357,8 +366,12 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   } else {
     for (const auto& name : item.array_names()) saved.emplace(key_path{key(name)}, detail::saved_leaf{std::string(value_type::np_ndarray)});
   }
-  std::map<std::string, const key_path*> by_name;
-  for (const auto& [p, s] : saved) by_name.emplace(param_name(p), &p);
+  struct saved_name_entry {
+    const key_path* path;
+    bool used = false;  // matched by a target leaf
+  };
+  std::map<std::string, saved_name_entry> by_name;
+  for (const auto& [p, s] : saved) by_name.emplace(param_name(p), saved_name_entry{&p});
 
   detail::restore_visitor visitor{&saved, {}};
   key_path root;
@@ -386,7 +399,6 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     std::optional<zarr::array> array;  // opened once, for the checks and the read
   };
   std::vector<plan_entry> plan;
-  std::set<std::string> used;
   for (auto& t : visitor.leaves) {
     auto name = saved_name(t.name);
     auto it = name ? by_name.find(*name) : by_name.end();
@@ -394,8 +406,8 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       (o.allow_missing || o.partial ? report.missing : missing).push_back(t.name);
       continue;
     }
-    used.insert(*name);
-    const std::string& vt = saved.at(*it->second).value_type;
+    it->second.used = true;
+    const std::string& vt = saved.at(*it->second.path).value_type;
     const bool want_array = t.expect.value_type == "array", want_scalar = t.expect.value_type == "scalar";
     const bool kind_ok = want_array ? detail::is_array_type(vt)
                          : want_scalar ? (vt == value_type::scalar || detail::is_array_type(vt))
@@ -407,15 +419,15 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     plan_entry pe{&t, *name, vt, false, std::nullopt};
     if (want_array || want_scalar) {
       const auto& md = pe.array.emplace(item.open_array(*name)).metadata();
-      const std::string on_disk = std::string(info(md.type).short_name) + to_string(md.shape);
+      auto on_disk = [&] { return std::string(info(md.type).short_name) + to_string(md.shape); };  // for messages only
       if (t.expect.shape && md.shape != *t.expect.shape)
-        shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk + ", target " +
+        shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk() + ", target " +
                                  std::string(info(t.expect.type.value_or(md.type)).short_name) + to_string(*t.expect.shape));
       if (t.expect.sharding) {
         try {
           (void)t.expect.sharding->shard_shape(md.shape);
         } catch (const error& e) {
-          shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk + ", target sharding " +
+          shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk() + ", target sharding " +
                                    to_string(*t.expect.sharding) + ": " + e.what());
         }
       }
@@ -426,10 +438,10 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
                                   std::string(name_of(*t.expect.type)));
       }
     }
-    plan.push_back(pe);
+    plan.push_back(std::move(pe));
   }
-  for (const auto& [name, p] : by_name)
-    if (!used.count(name)) (o.partial ? report.unexpected : unexpected).push_back(name);
+  for (const auto& [name, entry] : by_name)
+    if (!entry.used) (o.partial ? report.unexpected : unexpected).push_back(name);
 
   const std::size_t problems = missing.size() + unexpected.size() + shape_problems.size() + type_problems.size();
   if (problems) {

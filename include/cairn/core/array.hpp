@@ -187,6 +187,18 @@ class host_array {
     return a;
   }
 
+  /// An array over `a`'s bytes, not a copy of them (`byte_buffer::borrowing`): a synchronous save
+  /// reads the caller's arrays in place through it. A copy of the result copies the bytes.
+  /// \pre `a`'s bytes outlive the result and its moves, and are not written through them.
+  static host_array borrowing(const host_array& a) {
+    host_array b;
+    b.type_ = a.type_;
+    b.shape_ = a.shape_;
+    // The pointer is only read through (see \pre): the const_cast never makes a write possible.
+    b.buffer_ = byte_buffer::borrowing(const_cast<std::byte*>(a.buffer_.data()), a.buffer_.size());
+    return b;
+  }
+
   dtype type() const noexcept { return type_; }
   const cairn::shape& shape() const noexcept { return shape_; }
   std::size_t num_bytes() const noexcept { return buffer_.size(); }

@@ -84,6 +84,8 @@ class byte_buffer {
   static constexpr std::size_t small_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
   /// The size from which allocations get the full `alignment`.
   static constexpr std::size_t large_size = 64 * 1024;
+  /// The deleter's mark of borrowed bytes (no allocation has this alignment).
+  static constexpr std::size_t borrowed_tag = 1;
 
   byte_buffer() noexcept = default;
   /// Allocates `size` uninitialised bytes.
@@ -102,6 +104,20 @@ class byte_buffer {
     capacity_ = std::exchange(other.capacity_, 0);
     return *this;
   }
+  /// A buffer over the `size` bytes at `p` that it does not own: it never frees them, a copy of it
+  /// copies them, and anything that would grow or shrink it first copies them into memory of its own
+  /// (its capacity is 0). For bytes that outlive it, read in place, e.g. by a synchronous save.
+  /// \pre `[p, p + size)` stays valid while this buffer or one moved from it lives, and is not written
+  ///      through it.
+  static byte_buffer borrowing(std::byte* p, std::size_t size) noexcept {
+    byte_buffer b;
+    b.data_ = std::unique_ptr<std::byte[], deleter>(p, deleter{borrowed_tag});
+    b.size_ = size;
+    return b;
+  }
+  /// Whether the bytes are borrowed (see `borrowing`).
+  bool borrowed() const noexcept { return data_ && data_.get_deleter().align == borrowed_tag; }
+
   byte_buffer(const byte_buffer& other) : byte_buffer(other.view()) {}
   byte_buffer& operator=(const byte_buffer& other) {
     if (this != &other) *this = byte_buffer(other.view());
@@ -126,6 +142,7 @@ class byte_buffer {
     const std::size_t align = cap >= large_size ? alignment : 0;  // 0: the plain new
     std::unique_ptr<std::byte[], deleter> fresh(
         static_cast<std::byte*>(align ? ::operator new[](cap, std::align_val_t{align}) : ::operator new[](cap)), deleter{align});
+    size_ = std::min(size_, cap);  // a borrowed buffer (capacity 0) may be asked for fewer bytes
     if (size_ != 0) std::memcpy(fresh.get(), data_.get(), size_);
     data_ = std::move(fresh);
     capacity_ = cap;
@@ -152,8 +169,9 @@ class byte_buffer {
     // byte_buffer is complete, which the unique_ptr member below needs earlier.
     deleter() noexcept : align(alignment) {}
     explicit deleter(std::size_t a) noexcept : align(a) {}
-    std::size_t align;  // 0: allocated by the plain new
+    std::size_t align;  // 0: allocated by the plain new; borrowed_tag: not owned
     void operator()(std::byte* p) const noexcept {
+      if (align == borrowed_tag) return;
       if (align) ::operator delete[](p, std::align_val_t{align});
       else ::operator delete[](p);
     }
