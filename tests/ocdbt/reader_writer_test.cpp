@@ -220,6 +220,30 @@ TEST_CASE_TEMPLATE("writer → reader round trips", F, memory_db, file_db) {
     REQUIRE(gens.size() == 70);
     for (std::size_t i = 0; i < gens.size(); ++i) CHECK(gens[i] == i + 1);
   }
+  SUBCASE("within one generation the last put or erase of a key wins, in any key order") {
+    {
+      oc::writer w(base, no_sync());
+      for (const char* k : {"old/kept", "old/replaced", "old/erased"}) w.put(k, cairn::as_bytes("first"));
+      w.commit();
+    }
+    oc::writer w(base, no_sync());
+    w.put("z", cairn::as_bytes("1"));
+    w.put("a", cairn::as_bytes("1"));
+    w.put("z", cairn::as_bytes("2"));  // replaced twice, out of key order
+    w.put("m", cairn::as_bytes("1"));
+    w.erase("m");                       // put, then erased
+    w.erase("q");
+    w.put("q", cairn::as_bytes("back"));  // erased, then put
+    w.put("z", cairn::as_bytes(std::string(2000, 'z')));  // the last one is out of line
+    w.put("old/replaced", cairn::as_bytes("second"));
+    w.erase("old/erased");
+    w.erase("never/there");
+    w.commit();
+    oc::reader r(base);
+    const std::map<std::string, std::string> want{
+        {"a", "1"}, {"old/kept", "first"}, {"old/replaced", "second"}, {"q", "back"}, {"z", std::string(2000, 'z')}};
+    CHECK(read_all(r) == want);
+  }
   SUBCASE("erasing everything leaves an empty generation") {
     {
       oc::writer w(base, no_sync());

@@ -399,7 +399,7 @@ struct streaming_put {
   static constexpr bool streams_values = true;
   Put put;
   Stream stream;
-  void operator()(const std::string& key, const byte_buffer& bytes) { put(key, bytes); }
+  void operator()(const std::string& key, byte_buffer&& bytes) { put(key, std::move(bytes)); }
   template <class Fill>
   void put_streamed(const std::string& key, std::uint64_t max_size, Fill&& fill) {
     stream(key, max_size, fill);
@@ -439,30 +439,34 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     return *db;
   };
   // Models repeat a few (dtype, shape) pairs many times: the last metadata and its text are reused.
+  // The metadata text is stored once and shared by every array that has it.
   struct zarr_memo {
     zarr::array_metadata md;
-    std::string text;
+    shared_bytes text;
   };
   std::optional<zarr_memo> memo;
   std::string key_buf;
+  auto put_value = [&](const std::string& param, std::string_view key, auto&& bytes) {
+    key_buf.assign(param);
+    if (!param.empty()) key_buf += '/';
+    key_buf += key;
+    database().put(key_buf, std::forward<decltype(bytes)>(bytes));
+  };
   auto write_zarr = [&](const std::string& param, const array_view& v, const std::vector<index_t>& chunk) {
     if (!memo || memo->md.type != v.type() || memo->md.shape != v.shape() || memo->md.chunk_shape != chunk) {
       auto md = zarr::orbax_metadata(o.zarr_format, v.type(), v.shape(), chunk, o.compress);
       md.frame_checksums = o.checksums;
       md.zstd_min_ratio = o.min_compression_ratio;
-      std::string text = zarr::to_json(md);
-      memo = zarr_memo{std::move(md), std::move(text)};
+      const std::string text = zarr::to_json(md);
+      memo = zarr_memo{std::move(md), shared_bytes::copy_of(as_bytes(text))};
     }
-    zarr::write_array(memo->md, memo->text, v,
-                      streaming_put{[&](const std::string& key, const byte_buffer& bytes) {
-                                      key_buf.assign(param);
-                                      if (!param.empty()) key_buf += '/';
-                                      key_buf += key;
-                                      database().put(key_buf, bytes.view());
-                                    },
-                                    [&](const std::string& key, std::uint64_t max_size, auto& fill) {
-                                      database().put_streamed(array_key(param, key), max_size, fill);
-                                    }});
+    // zarr::write_array, with the metadata value shared rather than copied for each array.
+    put_value(param, zarr::metadata_key(memo->md.zarr_format), memo->text);
+    zarr::write_chunks(memo->md, box(v.shape()), v,
+                       streaming_put{[&](const std::string& key, byte_buffer&& bytes) { put_value(param, key, std::move(bytes)); },
+                                     [&](const std::string& key, std::uint64_t max_size, auto& fill) {
+                                       database().put_streamed(array_key(param, key), max_size, fill);
+                                     }});
   };
   // Two leaves can share a parameter name only if a key contains '.': without one, splitting a name at
   // the dots gives back its path (a node's children are either all names or all indices), so the
@@ -515,17 +519,17 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
         md.frame_checksums = o.checksums;
         md.zstd_min_ratio = o.min_compression_ratio;
         const std::string text = zarr::to_json(md);
-        auto put_value = streaming_put{[&](const std::string& key, const byte_buffer& bytes) {
-                                         database().put(array_key(param, key), bytes.view());
+        auto put_sharded = streaming_put{[&](const std::string& key, byte_buffer&& bytes) {
+                                         database().put(array_key(param, key), std::move(bytes));
                                        },
                                        [&](const std::string& key, std::uint64_t max_size, auto& fill) {
                                          database().put_streamed(array_key(param, key), max_size, fill);
                                        }};
-        if (primary) put_value(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(text)));
+        if (primary) put_sharded(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(text)));
         index_t written = 0;
         for (const auto& s : a.shards()) {
           if (s.shard.replica != 0 || s.shard.box.empty()) continue;
-          zarr::write_chunks(md, s.shard.box, s.data.view(), put_value);
+          zarr::write_chunks(md, s.shard.box, s.data.view(), put_sharded);
           written += s.shard.box.num_elements();
         }
         if (multi) {

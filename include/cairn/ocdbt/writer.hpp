@@ -459,10 +459,25 @@ class writer {
     if (value.size() <= config_.max_inline_value_bytes) {
       auto copy = shared_bytes::copy_of(value);
       std::lock_guard lock(mutex_);
-      pending_.insert_or_assign(std::string(key), pending_entry{std::move(copy)});
+      pending_.push_back({std::string(key), pending_entry{std::move(copy)}});
       return;
     }
     auto [file, offset] = sink().append(value);
+    put_reference(key, std::move(file), offset, value.size());
+  }
+
+  /// As `put`, taking the bytes over: a value within the inline limit is kept as it is, not copied.
+  void put(std::string_view key, byte_buffer&& value) { put(key, shared_bytes(std::move(value))); }
+  /// As `put`, sharing `value`: one text stored under many keys (the zarr metadata of a model's
+  /// same-shaped arrays) is held once.
+  void put(std::string_view key, shared_bytes value) {
+    check_key(key);
+    if (value.size() <= config_.max_inline_value_bytes) {
+      std::lock_guard lock(mutex_);
+      pending_.push_back({std::string(key), pending_entry{std::move(value)}});
+      return;
+    }
+    auto [file, offset] = sink().append(value.view());
     put_reference(key, std::move(file), offset, value.size());
   }
 
@@ -482,13 +497,13 @@ class writer {
   void put_reference(std::string_view key, data_file_id file, std::uint64_t offset, std::uint64_t length) {
     check_key(key);
     std::lock_guard lock(mutex_);
-    pending_.insert_or_assign(std::string(key), pending_entry{out_of_line{intern(std::move(file)), offset, length}});
+    pending_.push_back({std::string(key), pending_entry{out_of_line{intern(std::move(file)), offset, length}}});
   }
 
   /// Removes `key` from the new generation (a no-op if absent).
   void erase(std::string_view key) {
     std::lock_guard lock(mutex_);
-    pending_.insert_or_assign(std::string(key), pending_entry{erased{}});
+    pending_.push_back({std::string(key), pending_entry{erased{}}});
   }
 
   /// Writes the nodes and the manifest; returns the committed version.
@@ -497,17 +512,33 @@ class writer {
     std::lock_guard lock(mutex_);
     // 1. The full key set of the new generation: this batch, plus whatever of the previous one it
     //    does not replace or erase (erased keys stay as markers until the leaves are written).
-    std::map<std::string, pending_entry, std::less<>> entries = std::move(pending_);
+    //    Puts are appended in call order, so a stable sort by key puts the last put of a key last.
+    std::vector<pending_put> entries = std::move(pending_);
     pending_.clear();
+    const auto by_key = [](const pending_put& a, const pending_put& b) { return a.key < b.key; };
+    if (!std::is_sorted(entries.begin(), entries.end(), by_key)) std::stable_sort(entries.begin(), entries.end(), by_key);
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (i + 1 < entries.size() && entries[i + 1].key == entries[i].key) continue;  // replaced by a later put
+      if (kept != i) entries[kept] = std::move(entries[i]);
+      ++kept;
+    }
+    entries.resize(kept);
     if (existing_) {
+      const std::size_t fresh = entries.size();
       existing_->for_each({}, [&](value_location&& l) {
-        if (entries.find(l.key) != entries.end()) return;
+        const auto at = std::lower_bound(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(fresh), l.key,
+                                         [](const pending_put& e, const std::string& k) { return e.key < k; });
+        if (at != entries.begin() + static_cast<std::ptrdiff_t>(fresh) && at->key == l.key) return;
         pending_entry e = l.is_inline ? pending_entry{l.inline_value}
                                       : pending_entry{out_of_line{intern(std::move(l.file)), l.offset, l.size}};
-        entries.emplace(std::move(l.key), std::move(e));
+        entries.push_back({std::move(l.key), std::move(e)});
       });
+      const auto mid = entries.begin() + static_cast<std::ptrdiff_t>(fresh);
+      if (!std::is_sorted(mid, entries.end(), by_key)) std::sort(mid, entries.end(), by_key);
+      std::inplace_merge(entries.begin(), mid, entries.end(), by_key);
     }
-    std::erase_if(entries, [](const auto& kv) { return std::holds_alternative<erased>(kv.second.value); });
+    std::erase_if(entries, [](const pending_put& e) { return std::holds_alternative<erased>(e.entry.value); });
 
     // 2. Leaves, then interior levels, until one root remains.
     version v;
@@ -568,6 +599,12 @@ class writer {
   struct pending_entry {
     std::variant<shared_bytes, out_of_line, erased> value;
   };
+  // One put, erase or reference, in call order until `commit` sorts them (a map of two keys per
+  // leaf was a large part of saving trees of many small leaves).
+  struct pending_put {
+    std::string key;
+    pending_entry entry;
+  };
   struct child {
     std::string first_key;
     data_file_id file;
@@ -607,7 +644,7 @@ class writer {
     return child{std::move(first_key), std::move(file), location{0, offset, bytes.size()}, stats};
   }
 
-  std::vector<child> write_leaves(const std::map<std::string, pending_entry, std::less<>>& entries) {
+  std::vector<child> write_leaves(std::vector<pending_put>& entries) {
     std::vector<child> out;
     btree_node node;
     std::map<std::size_t, std::size_t> node_files;  // files_ index → node.files index
@@ -622,14 +659,14 @@ class writer {
       stats = {};
       size = 0;
     };
-    for (const auto& [key, e] : entries) {
+    for (auto& [key, e] : entries) {
       const std::size_t cost = leaf_cost(key, e);
       if (!node.leaves.empty() && (size + cost > config_.max_decoded_node_bytes || node.leaves.size() >= max_node_entries))
         flush();
       leaf_entry le;
-      le.key = key;
+      le.key = std::move(key);
       if (auto* v = std::get_if<shared_bytes>(&e.value)) {
-        le.value = *v;
+        le.value = std::move(*v);
       } else {
         const auto& o = std::get<out_of_line>(e.value);
         auto [it, fresh] = node_files.emplace(o.file, node.files.size());
@@ -779,7 +816,7 @@ class writer {
   ocdbt::config config_;
   std::optional<reader> existing_;
   std::mutex mutex_;
-  std::map<std::string, pending_entry, std::less<>> pending_;
+  std::vector<pending_put> pending_;
   std::vector<data_file_id> files_;
   std::map<data_file_id, std::size_t> file_index_;
   std::once_flag sink_once_;
