@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -147,4 +148,40 @@ TEST_CASE("file driver: writes are atomic renames, temporaries are never listed"
   auto gone = kv::open_file(dir.path() / "gone", kv::fsync_policy::none);
   std::filesystem::remove_all(dir.path() / "gone");
   CHECK(kv::list(gone).empty());
+}
+
+TEST_CASE("file driver: a value opened once serves range reads, small and large, and rejects ranges beyond it") {
+  cairn_test::temp_dir dir;
+  kv::store s = kv::open_file(dir.path() / "db", kv::fsync_policy::none);
+  std::string big((std::size_t{3} << 20) + 100, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 % 251);
+  kv::write(s, "d/file", cairn::as_bytes(big));
+  auto h = kv::open_value(s, "d/file");
+  REQUIRE(h);
+  CHECK(h->size() == big.size());
+  auto piece = [&](std::uint64_t offset, std::uint64_t length) {
+    return std::string(cairn::as_chars(h->read(offset, length).view()));
+  };
+  CHECK(piece(0, 10) == big.substr(0, 10));
+  CHECK(piece(12345, 999) == big.substr(12345, 999));
+  CHECK(piece(4096, std::size_t{2} << 20) == big.substr(4096, std::size_t{2} << 20));  // the O_DIRECT path
+  CHECK(piece(big.size() - 5, 5) == big.substr(big.size() - 5));
+  CHECK(piece(big.size(), 0).empty());
+  CHECK_THROWS_WITH_AS(h->read(big.size() - 5, 6), doctest::Contains("exceeds the value's"), cairn::error);
+  CHECK_THROWS_WITH_AS(h->read(big.size() + 1, 0), doctest::Contains("exceeds the value's"), cairn::error);
+  // Reads from several threads at once share the handle.
+  std::vector<std::thread> readers;
+  std::vector<int> ok(4, 0);
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&, t] {
+      ok[static_cast<std::size_t>(t)] = piece(static_cast<std::uint64_t>(t) * 1000, 777) == big.substr(static_cast<std::size_t>(t) * 1000, 777);
+    });
+  for (auto& r : readers) r.join();
+  CHECK(ok == std::vector<int>(4, 1));
+  // Missing keys and directories give no handle (the caller's read reports them); bad keys are rejected.
+  CHECK(kv::open_value(s, "d/none") == nullptr);
+  CHECK(kv::open_value(s, "d") == nullptr);
+  CHECK_THROWS_AS(kv::open_value(s, "../escape"), cairn::error);
+  // A store without handles says so, and is read by key.
+  CHECK(kv::open_value(kv::open_memory(), "k") == nullptr);
 }

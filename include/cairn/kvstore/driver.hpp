@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +90,20 @@ struct list_entry {
   friend bool operator==(const list_entry&, const list_entry&) = default;
 };
 
+/// Repeated range reads of one value that stays as it is while the handle lives (an OCDBT data file,
+/// written once): a file store opens the file once for all of them instead of at every read.
+/// \par Thread safety
+/// `read` may be called from several threads at once.
+class value_reader {
+ public:
+  virtual ~value_reader() = default;
+  /// The value's size when the handle was opened.
+  virtual std::uint64_t size() const noexcept = 0;
+  /// Returns the bytes `[offset, offset + length)` of the value.
+  /// \throws cairn::error (errc::corrupted) if the range lies beyond the value's end; (errc::io).
+  virtual shared_bytes read(std::uint64_t offset, std::uint64_t length) = 0;
+};
+
 /// The abstract storage driver. Implementations: `memory_driver`, `file_driver`.
 /// \par Thread safety
 /// Every member may be called concurrently from several threads.
@@ -109,6 +124,11 @@ class driver {
   virtual std::vector<list_entry> list(const key_range& range = {}) = 0;
   /// A short description for messages, e.g. `file "ckpt/7/state"`.
   virtual std::string describe() const = 0;
+  /// Opens `key` for repeated range reads; nullptr if the key is missing or the driver has no cheaper
+  /// way than `read` (the caller then uses `read`).
+  /// \pre the value does not change while the handle lives.
+  /// \throws as `read`.
+  virtual std::shared_ptr<value_reader> open_value(std::string_view) { return nullptr; }
 };
 
 }  // namespace cairn::kvstore

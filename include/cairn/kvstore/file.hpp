@@ -122,6 +122,23 @@ class file_driver final : public driver {
     return {shared_bytes(std::move(buf))};
   }
 
+  /// Opens the file once; every range read is then one `pread` (O_DIRECT for large aligned ones).
+  std::shared_ptr<value_reader> open_value(std::string_view key) override {
+    validate_file_key(key);
+    auto path = root_ / std::string(key);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return nullptr;
+      throw io_error("open \"" + path.string() + "\"", errno);
+    }
+    auto handle = std::make_shared<file_value>(fd, std::move(path));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw io_error("stat \"" + handle->path.string() + "\"", errno);
+    if (S_ISDIR(st.st_mode)) return nullptr;
+    handle->bytes = static_cast<std::uint64_t>(st.st_size);
+    return handle;
+  }
+
   void write(std::string_view key, byte_view value) override {
     validate_file_key(key);
     const auto path = root_ / std::string(key);
@@ -212,6 +229,24 @@ class file_driver final : public driver {
  private:
   static constexpr std::uint64_t direct_block = 4096;
   static constexpr std::uint64_t direct_threshold = std::uint64_t{1} << 20;
+
+  // A file kept open for range reads (`open_value`).
+  struct file_value final : value_reader {
+    file_value(int fd_, std::filesystem::path p) : fd(fd_), path(std::move(p)) {}
+    std::uint64_t size() const noexcept override { return bytes; }
+    shared_bytes read(std::uint64_t offset, std::uint64_t length) override {
+      if (offset > bytes || length > bytes - offset)
+        resolve_range({offset, length}, bytes, "file \"" + path.string() + "\"");  // throws, naming the range
+      if (length >= direct_threshold && offset % direct_block == 0)
+        if (auto direct = read_direct(path, offset, length, bytes)) return shared_bytes(std::move(*direct));
+      byte_buffer buf(length);
+      read_exact(fd.get(), buf.data(), length, offset, path);
+      return shared_bytes(std::move(buf));
+    }
+    detail::unique_fd fd;
+    std::filesystem::path path;
+    std::uint64_t bytes = 0;
+  };
 
   // Reads [offset, offset + length) with O_DIRECT into a page-aligned buffer; nullopt when the file
   // system refuses O_DIRECT (the caller then reads through the page cache).

@@ -40,6 +40,10 @@ class store {
   std::string prefix_;
 };
 
+/// Opens `key` for repeated range reads (see `driver::open_value`); nullptr: use `read`.
+inline std::shared_ptr<value_reader> open_value(const store& s, std::string_view key) {
+  return s.get_driver()->open_value(s.full_key(key));
+}
 /// Reads `key` (or a byte range of it); a missing key is `read_result::missing()`, not an error.
 inline read_result read(const store& s, std::string_view key, byte_range range = {}) {
   return s.get_driver()->read(s.full_key(key), range);

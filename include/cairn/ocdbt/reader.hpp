@@ -279,11 +279,26 @@ class reader final : public kvstore::driver {
   }
 
   shared_bytes read_file_range(const data_file_id& file, std::uint64_t offset, std::uint64_t length, std::string_view what) {
+    if (auto handle = data_file(file)) return handle->read(offset, length);
     auto r = kvstore::read(base_, file.path(), {offset, length});
     if (r.missing())
       throw error(errc::not_found, "OCDBT database " + name_ + ": " + std::string(what) + ": data file \"" +
                                        file.path() + "\" is missing");
     return *r.value;
+  }
+
+  // Data files are written once and never change: each is opened once where the store can (a file
+  // store then reads a value with one pread instead of open, stat, read and close). A database of
+  // very many data files keeps the first `max_open_files` open and reads the others by key.
+  static constexpr std::size_t max_open_files = 64;
+  std::shared_ptr<kvstore::value_reader> data_file(const data_file_id& file) {
+    std::lock_guard lock(files_mutex_);
+    if (auto it = open_files_.find(file); it != open_files_.end()) return it->second;
+    if (open_files_.size() >= max_open_files) return nullptr;
+    // Null (a store without handles, or a missing file, which the caller's read then reports) is kept too.
+    auto handle = kvstore::open_value(base_, file.path());
+    open_files_.emplace(file, handle);
+    return handle;
   }
 
   kvstore::store base_;
@@ -292,6 +307,8 @@ class reader final : public kvstore::driver {
   ocdbt::manifest manifest_;
   std::mutex mutex_;
   node_ptr root_;
+  std::mutex files_mutex_;
+  std::map<data_file_id, std::shared_ptr<kvstore::value_reader>> open_files_;
 };
 
 /// Opens the OCDBT database under `base` as a read-only kvstore.
