@@ -7,6 +7,7 @@
 /// first offending byte; valid input never pays for it. Stricter than simdjson alone: duplicate keys are errors.
 #pragma once
 
+#include <algorithm>  // std::sort
 #include <cerrno>  // errno, ENOENT
 #include <cstddef>
 #include <cstdio>   // std::snprintf
@@ -17,7 +18,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -437,17 +437,14 @@ class json_dom_converter {
         const simdjson::dom::object o = e.get_object().value_unsafe();
         json::object_type out;
         out.reserve(o.size());
-        // Large objects (tree metadata of big models) would make the pairwise check quadratic.
-        const bool use_set = o.size() > 16;
-        std::unordered_set<std::string_view> seen;
+        // Large objects (tree metadata of big models) would make the pairwise check quadratic: their
+        // keys are sorted once, before any member is converted, and the first repeat in document
+        // order is reported, as the pairwise check does.
+        if (o.size() > 16) check_keys(o, ordinal);
         for (const simdjson::dom::key_value_pair kv : o) {
-          bool duplicate = false;
-          if (use_set) {
-            duplicate = !seen.insert(kv.key).second;
-          } else {
-            for (const auto& m : out) duplicate = duplicate || m.first == kv.key;
-          }
-          if (duplicate) throw_duplicate(ordinal, out.size(), kv.key);
+          if (o.size() <= 16)
+            for (const auto& m : out)
+              if (m.first == kv.key) throw_duplicate(ordinal, out.size(), kv.key);
           out.emplace_back(std::string(kv.key), convert(kv.value));
         }
         return json::value(std::move(out));
@@ -463,6 +460,18 @@ class json_dom_converter {
   }
 
  private:
+  void check_keys(const simdjson::dom::object& o, std::size_t ordinal) const {
+    std::vector<std::pair<std::string_view, std::size_t>> keys;  // key, member index
+    keys.reserve(o.size());
+    for (const simdjson::dom::key_value_pair kv : o) keys.emplace_back(kv.key, keys.size());
+    std::sort(keys.begin(), keys.end());
+    std::size_t first_repeat = keys.size();  // the smallest index whose key an earlier member has
+    for (std::size_t i = 1; i < keys.size(); ++i)
+      if (keys[i].first == keys[i - 1].first && keys[i].second < first_repeat) first_repeat = keys[i].second;
+    if (first_repeat == keys.size()) return;
+    for (const auto& [key, index] : keys)
+      if (index == first_repeat) throw_duplicate(ordinal, index, key);
+  }
   [[noreturn]] void throw_duplicate(std::size_t ordinal, std::size_t index, std::string_view key) const {
     const auto where = json_scanner(text_).locate_member(ordinal, index);
     std::string message(source_);
