@@ -399,6 +399,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     std::optional<zarr::array> array;  // opened once, for the checks and the read
   };
   std::vector<plan_entry> plan;
+  plan.reserve(visitor.leaves.size());
   for (auto& t : visitor.leaves) {
     auto name = saved_name(t.name);
     auto it = name ? by_name.find(*name) : by_name.end();
