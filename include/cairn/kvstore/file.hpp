@@ -100,29 +100,14 @@ class file_driver final : public driver {
   fsync_policy policy() const noexcept { return policy_; }
 
   read_result read(std::string_view key, byte_range range = {}) override {
-    validate_file_key(key);
-    const auto path = root_ / std::string(key);
-    detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return read_result::missing_key();
-      throw io_error("open \"" + path.string() + "\"", errno);
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) throw io_error("stat \"" + path.string() + "\"", errno);
-    if (S_ISDIR(st.st_mode)) return read_result::missing_key();
-    auto [offset, length] =
-        resolve_range(range, static_cast<std::uint64_t>(st.st_size), "file \"" + path.string() + "\"");
-    // Large block-aligned reads bypass the page cache (O_DIRECT), as a restore reads each byte once.
-    if (length >= direct_threshold && offset % direct_block == 0) {
-      if (auto direct = read_direct(path, offset, length, static_cast<std::uint64_t>(st.st_size)))
-        return {shared_bytes(std::move(*direct))};
-    }
-    byte_buffer buf(length);
-    read_exact(fd.get(), buf.data(), length, offset, path);
-    return {shared_bytes(std::move(buf))};
+    auto value = open_value(key);
+    if (!value) return read_result::missing_key();
+    auto [offset, length] = resolve_range(range, value->size(), "file \"" + (root_ / std::string(key)).string() + "\"");
+    return {value->read(offset, length)};
   }
 
-  /// Opens the file once; every range read is then one `pread` (O_DIRECT for large aligned ones).
+  /// Opens the file once; every range read is then one `pread`. Large block-aligned reads bypass the
+  /// page cache (O_DIRECT), as a restore reads each byte once.
   std::shared_ptr<value_reader> open_value(std::string_view key) override {
     validate_file_key(key);
     auto path = root_ / std::string(key);

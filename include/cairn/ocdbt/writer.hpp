@@ -455,13 +455,8 @@ class writer {
   /// Adds or replaces `key`. Values above the inline limit are written to a data file now.
   /// \throws cairn::error (errc::invalid_argument) for a key longer than 65535 bytes; (errc::io).
   void put(std::string_view key, byte_view value) {
+    if (value.size() <= config_.max_inline_value_bytes) return put(key, shared_bytes::copy_of(value));
     check_key(key);
-    if (value.size() <= config_.max_inline_value_bytes) {
-      auto copy = shared_bytes::copy_of(value);
-      std::lock_guard lock(mutex_);
-      pending_.push_back({std::string(key), pending_entry{std::move(copy)}});
-      return;
-    }
     auto [file, offset] = sink().append(value);
     put_reference(key, std::move(file), offset, value.size());
   }
@@ -471,14 +466,10 @@ class writer {
   /// As `put`, sharing `value`: one text stored under many keys (the zarr metadata of a model's
   /// same-shaped arrays) is held once.
   void put(std::string_view key, shared_bytes value) {
+    if (value.size() > config_.max_inline_value_bytes) return put(key, value.view());
     check_key(key);
-    if (value.size() <= config_.max_inline_value_bytes) {
-      std::lock_guard lock(mutex_);
-      pending_.push_back({std::string(key), pending_entry{std::move(value)}});
-      return;
-    }
-    auto [file, offset] = sink().append(value.view());
-    put_reference(key, std::move(file), offset, value.size());
+    std::lock_guard lock(mutex_);
+    pending_.push_back({std::string(key), pending_entry{std::move(value)}});
   }
 
   /// Adds `key` with a value produced in pieces by `fill(out)` — at most `max_size` bytes, written
