@@ -211,3 +211,53 @@ TEST_CASE("large chunks are streamed into the data file while they are encoded, 
       CHECK_MESSAGE(report.ok(), report.problems.size());
     }
 }
+
+TEST_CASE("a tree of many leaves is written and opened on two threads") {
+  cairn_test::temp_dir dir;
+  // 1,600 leaves: above the count at which the writer works on two threads, and a `_METADATA` above
+  // the size at which the reader opens the database while it parses it.
+  dynamic_tree::map_type layers;
+  for (int l = 0; l < 80; ++l) {
+    dynamic_tree::map_type layer;
+    for (int i = 0; i < 20; ++i) {
+      const std::vector<std::int32_t> v(5 + i, l * 100 + i);
+      layer.emplace("w" + std::to_string(i), cairn::host_array::from(std::span<const std::int32_t>(v), cairn::shape{static_cast<cairn::index_t>(v.size())}));
+    }
+    layer.emplace("name", "layer " + std::to_string(l));
+    layers.emplace("layer_" + std::to_string(l), dynamic_tree(std::move(layer)));
+  }
+  const dynamic_tree tree(std::move(layers));
+  cairn::pytree_save_options o;
+  o.fsync = cairn::kvstore::fsync_policy::none;
+  for (int zarr : {2, 3}) {
+    o.zarr_format = zarr;
+    const fs::path item = dir.path() / ("zarr" + std::to_string(zarr));
+    cairn::write_pytree_item(item, tree, o);
+    REQUIRE(fs::file_size(item / "_METADATA") >= cairn::pytree_item::parallel_metadata_bytes);
+    CHECK(cairn::pytree_item(item).read() == tree);
+  }
+  // A damaged database is reported as on one thread.
+  fs::remove_all(dir.path() / "zarr2" / "d");
+  CHECK_THROWS_WITH_AS(cairn::pytree_item(dir.path() / "zarr2"), doctest::Contains("the data directory \"d/\" is missing"), cairn::error);
+  std::ofstream(dir.path() / "zarr3" / "manifest.ocdbt", std::ios::trunc) << "garbage";
+  try {
+    cairn::pytree_item damaged(dir.path() / "zarr3");
+    FAIL("opened an item with a damaged manifest");
+  } catch (const cairn::error& e) {
+    CHECK(e.code() == cairn::errc::corrupted);
+  }
+  // A failure writing the data (here: "d" is a file, so no data file can be made) reaches the caller,
+  // and the item gets no metadata files.
+  const fs::path broken = dir.path() / "broken";
+  fs::create_directories(broken);
+  std::ofstream(broken / "d") << "not a directory";
+  CHECK_THROWS_AS(cairn::write_pytree_item(broken, tree, o), cairn::error);
+  CHECK_FALSE(fs::exists(broken / "_METADATA"));
+  CHECK_FALSE(fs::exists(broken / "manifest.ocdbt"));
+  // A leaf that cannot be stored is found before any data is written.
+  dynamic_tree bad = tree;
+  bad.as_map().emplace("zz", dynamic_tree(cairn::json::parse("{}", "x")));
+  const fs::path refused = dir.path() / "refused";
+  CHECK_THROWS_WITH_AS(cairn::write_pytree_item(refused, bad, o), doctest::Contains("cannot be a PyTree leaf"), cairn::error);
+  CHECK_FALSE(fs::exists(refused / "d"));
+}

@@ -23,6 +23,7 @@
 #include <cairn/checkpoint/tree_metadata.hpp>
 #include <cairn/core/error.hpp>
 #include <cairn/core/key_path.hpp>
+#include <cairn/core/parallel.hpp>
 #include <cairn/kvstore/file.hpp>
 #include <cairn/sharding/chunk_grid.hpp>
 #include <cairn/sharding/reshard_plan.hpp>
@@ -115,21 +116,41 @@ class pytree_item {
   explicit pytree_item(std::filesystem::path dir, std::string name = {})
       : dir_(std::move(dir)), name_(name.empty() ? "item \"" + dir_.string() + "\"" : std::move(name)) {
     base_ = kvstore::open_file(dir_, kvstore::fsync_policy::none);
-    if (std::filesystem::exists(dir_ / "_METADATA"))
-      metadata_ = parse_tree_metadata(detail::read_text_file(dir_ / "_METADATA", name_), name_ + ": _METADATA");
+    const bool has_manifest = std::filesystem::exists(dir_ / "manifest.ocdbt");
+    // The database's root node and `_METADATA` each take long in an item of many leaves: a large
+    // `_METADATA` is parsed while another thread opens the database. That reader is kept only if the
+    // item needs it; if opening it failed, it is opened again below to report why (or not at all).
+    std::shared_ptr<ocdbt::reader> early;
+    auto open_early = [&] {
+      try {
+        early = std::make_shared<ocdbt::reader>(base_, name_);
+        early->load_root();
+      } catch (const std::exception&) {
+        early.reset();
+      }
+    };
+    std::error_code ec;
+    const auto metadata_size = std::filesystem::file_size(dir_ / "_METADATA", ec);
+    run_side_by_side(has_manifest && !ec && metadata_size >= parallel_metadata_bytes, open_early, [&] {
+      if (std::filesystem::exists(dir_ / "_METADATA"))
+        metadata_ = parse_tree_metadata(detail::read_text_file(dir_ / "_METADATA", name_), name_ + ": _METADATA");
+    });
     if (std::filesystem::exists(dir_ / "_sharding")) lazy_->sharding_text = detail::read_text_file(dir_ / "_sharding", name_);
     if (std::filesystem::exists(dir_ / "_strings.json"))
       strings_ = parse_strings_file(detail::read_text_file(dir_ / "_strings.json", name_), name_ + ": _strings.json");
-    const bool has_manifest = std::filesystem::exists(dir_ / "manifest.ocdbt");
     use_ocdbt_ = metadata_ && metadata_->use_ocdbt ? *metadata_->use_ocdbt : has_manifest;
     if (use_ocdbt_ && needs_arrays()) {
       if (!has_manifest)
         throw error(errc::not_found, name_ + ": \"manifest.ocdbt\" is missing, but the item holds arrays");
       if (!std::filesystem::is_directory(dir_ / "d"))
         throw error(errc::not_found, name_ + ": the data directory \"d/\" is missing");
-      db_ = std::make_shared<ocdbt::reader>(base_, name_);
+      db_ = early ? std::move(early) : std::make_shared<ocdbt::reader>(base_, name_);
     }
   }
+
+  /// Items whose `_METADATA` has at least this many bytes (about 1,000 leaves) parse it while their
+  /// database is opened on another thread.
+  static constexpr std::uintmax_t parallel_metadata_bytes = std::uintmax_t{256} << 10;
 
   const std::filesystem::path& dir() const noexcept { return dir_; }
   const std::optional<tree_metadata>& metadata() const noexcept { return metadata_; }
@@ -427,6 +448,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   std::deque<std::string> sharding_texts;  // stable addresses for the views in `shardings`
   named_sharding last_sharding;
   std::vector<array_metadata_entry> array_metas;
+  std::string array_metadatas_text;
   std::unordered_map<std::string, std::size_t> names;  // param name → its entry, to reject collisions
   auto files = kvstore::open_file(dir, o.fsync);
   std::optional<ocdbt::writer> db;
@@ -460,14 +482,27 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
       const std::string text = zarr::to_json(md);
       memo = zarr_memo{std::move(md), shared_bytes::copy_of(as_bytes(text))};
     }
-    // zarr::write_array, with the metadata value shared rather than copied for each array.
-    put_value(param, zarr::metadata_key(memo->md.zarr_format), memo->text);
+    // zarr::write_array, with the metadata value shared rather than copied for each array. Put in key
+    // order (zarr v3's "c/…" before "zarr.json", v2's ".zarray" before "0…"), a save of leaves in
+    // key order leaves the database nothing to sort at commit.
+    const std::string_view md_key = zarr::metadata_key(memo->md.zarr_format);
+    const bool md_first = md_key < std::string_view("0");
+    if (md_first) put_value(param, md_key, memo->text);
     zarr::write_chunks(memo->md, box(v.shape()), v,
                        streaming_put{[&](const std::string& key, byte_buffer&& bytes) { put_value(param, key, std::move(bytes)); },
                                      [&](const std::string& key, std::uint64_t max_size, auto& fill) {
                                        database().put_streamed(array_key(param, key), max_size, fill);
                                      }});
+    if (!md_first) put_value(param, md_key, memo->text);
   };
+  // 1. Walk the tree: check keys and names, build the metadata, and note the leaves whose data this
+  //    process writes. Every check runs before any data is written.
+  struct data_leaf {
+    std::string param;
+    const dynamic_tree* leaf;
+    std::vector<index_t> chunk;
+  };
+  std::vector<data_leaf> data;
   // Two leaves can share a parameter name only if a key contains '.': without one, splitting a name at
   // the dots gives back its path (a node's children are either all names or all indices), so the
   // names are checked for collisions only when some key has a dot.
@@ -486,7 +521,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
         for (std::size_t j = 0; j < i; ++j) parent.push_back(path[j]);
         validate_dict_key(n, parent);
       }
-    const std::string param = param_name(path);
+    std::string param = param_name(path);
     if (dotted && names.empty())  // the first dot: the leaves before it (distinct) join the check
       for (std::size_t k = 0; k < meta.entries.size(); ++k) names.emplace(param_name(meta.entries[k].path), k);
     if (dotted)
@@ -499,13 +534,13 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
       case dynamic_tree::kind::array: {
         const host_array& a = leaf.as_array();
         auto chunk = detail::choose_chunk_shape(a.shape(), size_of(a.type()), o.max_chunk_bytes);
-        if (primary) write_zarr(param, a.view(), chunk);  // every process holds it; the primary writes it
         e.value_type = std::string(o.arrays_as_jax ? value_type::jax_array : value_type::np_ndarray);
         if (o.arrays_as_jax) {
           e.write_shape = chunk;
           shardings.emplace_back(param, single_device);
           array_metas.push_back({param, chunk, chunk, json::value(nullptr)});
         }
+        if (primary) data.push_back({std::move(param), &leaf, std::move(chunk)});  // every process holds it
         break;
       }
       case dynamic_tree::kind::sharded: {
@@ -514,32 +549,13 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
           throw error(errc::invalid_argument, "leaf \"" + param + "\": a sharded_array without data cannot be saved");
         // One chunk per shard (the grid of the sharding), split further only beyond max_chunk_bytes.
         const chunk_grid grid = shard_grid(a.sharding(), a.shape());
-        const auto chunk = detail::choose_chunk_shape(shape(grid.chunk_shape()), size_of(a.type()), o.max_chunk_bytes);
-        auto md = zarr::orbax_metadata(o.zarr_format, a.type(), a.shape(), chunk, o.compress);
-        md.frame_checksums = o.checksums;
-        md.zstd_min_ratio = o.min_compression_ratio;
-        const std::string text = zarr::to_json(md);
-        auto put_sharded = streaming_put{[&](const std::string& key, byte_buffer&& bytes) {
-                                         database().put(array_key(param, key), std::move(bytes));
-                                       },
-                                       [&](const std::string& key, std::uint64_t max_size, auto& fill) {
-                                         database().put_streamed(array_key(param, key), max_size, fill);
-                                       }};
-        if (primary) put_sharded(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(text)));
-        index_t written = 0;
-        for (const auto& s : a.shards()) {
-          if (s.shard.replica != 0 || s.shard.box.empty()) continue;
-          zarr::write_chunks(md, s.shard.box, s.data.view(), put_sharded);
-          written += s.shard.box.num_elements();
-        }
+        auto chunk = detail::choose_chunk_shape(shape(grid.chunk_shape()), size_of(a.type()), o.max_chunk_bytes);
         if (multi) {
           std::uint64_t chunks = a.shape().num_elements() == 0 ? 0 : 1;
           for (std::size_t d = 0; d < chunk.size(); ++d)
             chunks *= static_cast<std::uint64_t>((a.shape()[d] + chunk[d] - 1) / std::max<index_t>(chunk[d], 1));
           part.sharded_chunks.emplace_back(param, chunks);
-        } else if (o.require_complete_shards && written != a.shape().num_elements())
-          throw error(errc::not_found, "leaf \"" + param + "\" " + to_string(a.sharding(), a.type(), a.shape()) + ": the replica-0 shards hold " +
-                                           std::to_string(written) + " of " + std::to_string(a.shape().num_elements()) + " elements");
+        }
         e.value_type = std::string(value_type::jax_array);
         e.write_shape = grid.chunk_shape();
         if (sharding_texts.empty() || last_sharding != a.sharding()) {
@@ -548,16 +564,15 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
         }
         shardings.emplace_back(param, sharding_texts.back());
         array_metas.push_back({param, grid.chunk_shape(), chunk, json::value(nullptr)});
+        data.push_back({std::move(param), &leaf, std::move(chunk)});  // each process its replica-0 shards
         break;
       }
-      case dynamic_tree::kind::scalar: {
-        const scalar& s = leaf.as_scalar();
-        if (primary) write_zarr(param, array_view(s.bytes().data(), s.type(), shape{}), {});
+      case dynamic_tree::kind::scalar:
         e.value_type = std::string(value_type::scalar);
+        if (primary) data.push_back({std::move(param), &leaf, {}});
         break;
-      }
       case dynamic_tree::kind::string:
-        strings.emplace(param, leaf.as_string());
+        strings.emplace(std::move(param), leaf.as_string());
         e.value_type = std::string(value_type::string);
         break;
       case dynamic_tree::kind::map:
@@ -582,14 +597,52 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     }
     meta.entries.push_back(std::move(e));
   });
-  if (db) db->commit();
+
+  // 2. The arrays' data and the metadata texts do not depend on each other: a tree of many leaves
+  //    prints the texts on a second thread while this one encodes and writes the data.
+  auto write_data = [&] {
+    for (const auto& d : data) {
+      if (d.leaf->type() == dynamic_tree::kind::array) {
+        write_zarr(d.param, d.leaf->as_array().view(), d.chunk);
+      } else if (d.leaf->type() == dynamic_tree::kind::scalar) {
+        const scalar& s = d.leaf->as_scalar();
+        write_zarr(d.param, array_view(s.bytes().data(), s.type(), shape{}), d.chunk);
+      } else {
+        const sharded_array& a = d.leaf->as_sharded();
+        auto md = zarr::orbax_metadata(o.zarr_format, a.type(), a.shape(), d.chunk, o.compress);
+        md.frame_checksums = o.checksums;
+        md.zstd_min_ratio = o.min_compression_ratio;
+        auto put_sharded = streaming_put{[&](const std::string& key, byte_buffer&& bytes) {
+                                           database().put(array_key(d.param, key), std::move(bytes));
+                                         },
+                                         [&](const std::string& key, std::uint64_t max_size, auto& fill) {
+                                           database().put_streamed(array_key(d.param, key), max_size, fill);
+                                         }};
+        if (primary) put_sharded(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(zarr::to_json(md))));
+        index_t written = 0;
+        for (const auto& s : a.shards()) {
+          if (s.shard.replica != 0 || s.shard.box.empty()) continue;
+          zarr::write_chunks(md, s.shard.box, s.data.view(), put_sharded);
+          written += s.shard.box.num_elements();
+        }
+        if (!multi && o.require_complete_shards && written != a.shape().num_elements())
+          throw error(errc::not_found, "leaf \"" + d.param + "\" " + to_string(a.sharding(), a.type(), a.shape()) + ": the replica-0 shards hold " +
+                                           std::to_string(written) + " of " + std::to_string(a.shape().num_elements()) + " elements");
+      }
+    }
+    if (db) db->commit();
+  };
+  auto print_metadata = [&] {
+    if (!array_metas.empty()) array_metadatas_text = to_json(array_metas);
+    if (!strings.empty()) part.strings = strings_file_json(strings);
+    if (!shardings.empty()) part.sharding = sharding_file_json(std::move(shardings));
+    part.metadata = to_json(meta);
+  };
+  run_side_by_side(data.size() >= parallel_leaf_threshold, write_data, print_metadata);
   part.has_database = db.has_value();
   std::filesystem::create_directories(dir);
   auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
-  if (!array_metas.empty()) put("array_metadatas/process_" + std::to_string(part_index), to_json(array_metas));
-  if (!strings.empty()) part.strings = strings_file_json(strings);
-  if (!shardings.empty()) part.sharding = sharding_file_json(std::move(shardings));
-  part.metadata = to_json(meta);
+  if (!array_metadatas_text.empty()) put("array_metadatas/process_" + std::to_string(part_index), array_metadatas_text);
   if (!multi) {
     if (!part.strings.empty()) put("_strings.json", part.strings);
     if (!part.sharding.empty()) put("_sharding", part.sharding);

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -23,13 +22,13 @@
 #include <optional>
 #include <regex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include <cairn/checkpoint/checkpoint.hpp>
 #include <cairn/checkpoint/pytree_item.hpp>
 #include <cairn/core/convert.hpp>
+#include <cairn/core/parallel.hpp>
 #include <cairn/handlers/leaf_handler.hpp>
 #include <cairn/handlers/sharded_leaf.hpp>
 #include <cairn/handlers/walk.hpp>
@@ -464,12 +463,11 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     throw error(code, msg);
   }
 
-  // Read every leaf into staging; assign only when all reads have succeeded. Large restores read
-  // several leaves at once (I/O of one overlaps decoding of another); the first failure in leaf order
-  // is reported.
+  // Read every leaf into staging; assign only when all reads have succeeded. Large restores, and
+  // restores of many leaves, read several leaves at once (I/O of one overlaps decoding of another;
+  // many small reads share out their lookups and decoding); the first failure in leaf order is reported.
   const bool strict_chunks = !item.metadata() || item.metadata()->store_array_data_equal_to_fill_value;
   std::vector<dynamic_tree> staged(plan.size());
-  std::vector<std::exception_ptr> failed(plan.size());
   auto read_one = [&](std::size_t i) {
     auto& p = plan[i];
     const auto& want = p.leaf->expect;
@@ -498,24 +496,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   std::uint64_t total_bytes = 0;
   for (const auto& p : plan)
     if (p.array) total_bytes += static_cast<std::uint64_t>(p.array->shape().num_elements()) * size_of(p.array->type());
-  const unsigned threads = total_bytes >= (std::uint64_t{32} << 20) && plan.size() > 1
-                               ? std::min<unsigned>({4u, std::max(1u, std::thread::hardware_concurrency()), static_cast<unsigned>(plan.size())})
-                               : 1u;
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t i; (i = next.fetch_add(1)) < plan.size();) {
-      try {
-        read_one(i);
-      } catch (...) {
-        failed[i] = std::current_exception();
-      }
-    }
-  };
-  {
-    std::vector<std::jthread> pool;
-    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
-    worker();
-  }
+  const auto failed = parallel_for_each_index(plan.size(), parallel_threads(plan.size(), total_bytes >= (std::uint64_t{32} << 20)), read_one);
   for (const auto& f : failed)
     if (f) std::rethrow_exception(f);
   for (const auto& p : plan)

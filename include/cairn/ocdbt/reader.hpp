@@ -83,6 +83,11 @@ class reader final : public kvstore::driver {
   const std::string& name() const noexcept { return name_; }
   const kvstore::store& base() const noexcept { return base_; }
 
+  /// Reads and decodes the root node now instead of at the first lookup, so that a caller can overlap
+  /// it with other work (a restore parses `_METADATA` meanwhile).
+  /// \throws as `locate`.
+  void load_root() { (void)root(); }
+
   /// Returns where `key`'s value lives, or nullopt if the key is absent.
   std::optional<value_location> locate(std::string_view key) {
     auto found = find(key);
