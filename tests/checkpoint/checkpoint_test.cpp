@@ -224,6 +224,11 @@ TEST_CASE("a tree of many leaves is written and opened on two threads") {
       layer.emplace("w" + std::to_string(i), cairn::host_array::from(std::span<const std::int32_t>(v), cairn::shape{static_cast<cairn::index_t>(v.size())}));
     }
     layer.emplace("name", "layer " + std::to_string(l));
+    if (l == 40) {  // one array too large to be encoded in a batch of small ones, between them
+      std::vector<std::int32_t> big(300000);
+      std::iota(big.begin(), big.end(), 0);
+      layer.emplace("big", cairn::host_array::from(std::span<const std::int32_t>(big), cairn::shape{300, 1000}));
+    }
     layers.emplace("layer_" + std::to_string(l), dynamic_tree(std::move(layer)));
   }
   const dynamic_tree tree(std::move(layers));

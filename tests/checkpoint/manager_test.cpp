@@ -401,3 +401,18 @@ TEST_CASE("crash safety: a saver killed at random moments never leaves a listed 
   CHECK(m.latest_step() == next);
   MESSAGE(trials << " kills, " << kills_mid_save << " of them with a save in progress");
 }
+
+TEST_CASE("a state of many leaves is written, opened and read on several threads (a data race shows under TSan)") {
+  cairn_test::temp_dir dir;
+  // 2,000 leaves: the writer encodes them in batches on several threads and prints `_METADATA` meanwhile;
+  // the reader opens the database while it parses that `_METADATA` (over 256 KiB) and reads leaves in parallel.
+  state_t state;
+  for (int i = 0; i < 2000; ++i) state.emplace("leaf_" + std::to_string(i), make_state(i, 8 + i % 7).at("w"));
+  checkpoint_manager m(dir.path(), quick());
+  CHECK(m.save(1, state));
+  m.wait_until_finished();
+  CHECK(std::filesystem::file_size(dir.path() / "1" / "default" / "_METADATA") >= pytree_item::parallel_metadata_bytes);
+  state_t back;
+  m.restore(back);
+  CHECK(back == state);
+}

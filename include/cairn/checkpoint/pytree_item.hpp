@@ -466,7 +466,17 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     zarr::array_metadata md;
     shared_bytes text;
   };
-  std::optional<zarr_memo> memo;
+  std::shared_ptr<const zarr_memo> memo;
+  auto zarr_metadata = [&](const array_view& v, const std::vector<index_t>& chunk) {
+    if (!memo || memo->md.type != v.type() || memo->md.shape != v.shape() || memo->md.chunk_shape != chunk) {
+      auto md = zarr::orbax_metadata(o.zarr_format, v.type(), v.shape(), chunk, o.compress);
+      md.frame_checksums = o.checksums;
+      md.zstd_min_ratio = o.min_compression_ratio;
+      const std::string text = zarr::to_json(md);
+      memo = std::make_shared<const zarr_memo>(zarr_memo{std::move(md), shared_bytes::copy_of(as_bytes(text))});
+    }
+    return memo;
+  };
   std::string key_buf;
   auto put_value = [&](const std::string& param, std::string_view key, auto&& bytes) {
     key_buf.assign(param);
@@ -474,26 +484,25 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     key_buf += key;
     database().put(key_buf, std::forward<decltype(bytes)>(bytes));
   };
-  auto write_zarr = [&](const std::string& param, const array_view& v, const std::vector<index_t>& chunk) {
-    if (!memo || memo->md.type != v.type() || memo->md.shape != v.shape() || memo->md.chunk_shape != chunk) {
-      auto md = zarr::orbax_metadata(o.zarr_format, v.type(), v.shape(), chunk, o.compress);
-      md.frame_checksums = o.checksums;
-      md.zstd_min_ratio = o.min_compression_ratio;
-      const std::string text = zarr::to_json(md);
-      memo = zarr_memo{std::move(md), shared_bytes::copy_of(as_bytes(text))};
-    }
-    // zarr::write_array, with the metadata value shared rather than copied for each array. Put in key
-    // order (zarr v3's "c/…" before "zarr.json", v2's ".zarray" before "0…"), a save of leaves in
-    // key order leaves the database nothing to sort at commit.
-    const std::string_view md_key = zarr::metadata_key(memo->md.zarr_format);
+  // zarr::write_array, with the metadata value shared rather than copied for each array. Put in key
+  // order (zarr v3's "c/…" before "zarr.json", v2's ".zarray" before "0…"), a save of leaves in key
+  // order leaves the database nothing to sort at commit. `chunks(sink)` writes the chunks.
+  auto put_zarr = [&](const std::string& param, const zarr_memo& m, auto&& chunks) {
+    const std::string_view md_key = zarr::metadata_key(m.md.zarr_format);
     const bool md_first = md_key < std::string_view("0");
-    if (md_first) put_value(param, md_key, memo->text);
-    zarr::write_chunks(memo->md, box(v.shape()), v,
-                       streaming_put{[&](const std::string& key, byte_buffer&& bytes) { put_value(param, key, std::move(bytes)); },
-                                     [&](const std::string& key, std::uint64_t max_size, auto& fill) {
-                                       database().put_streamed(array_key(param, key), max_size, fill);
-                                     }});
-    if (!md_first) put_value(param, md_key, memo->text);
+    if (md_first) put_value(param, md_key, m.text);
+    chunks();
+    if (!md_first) put_value(param, md_key, m.text);
+  };
+  auto write_zarr = [&](const std::string& param, const array_view& v, const std::vector<index_t>& chunk) {
+    const auto m = zarr_metadata(v, chunk);
+    put_zarr(param, *m, [&] {
+      zarr::write_chunks(m->md, box(v.shape()), v,
+                         streaming_put{[&](const std::string& key, byte_buffer&& bytes) { put_value(param, key, std::move(bytes)); },
+                                       [&](const std::string& key, std::uint64_t max_size, auto& fill) {
+                                         database().put_streamed(array_key(param, key), max_size, fill);
+                                       }});
+    });
   };
   // 1. Walk the tree: check keys and names, build the metadata, and note the leaves whose data this
   //    process writes. Every check runs before any data is written.
@@ -600,35 +609,69 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
 
   // 2. The arrays' data and the metadata texts do not depend on each other: a tree of many leaves
   //    prints the texts on a second thread while this one encodes and writes the data.
+  auto leaf_view = [](const dynamic_tree& leaf) {
+    if (leaf.type() == dynamic_tree::kind::array) return leaf.as_array().view();
+    const scalar& s = leaf.as_scalar();
+    return array_view(s.bytes().data(), s.type(), shape{});
+  };
+  auto write_sharded = [&](const data_leaf& d) {
+    const sharded_array& a = d.leaf->as_sharded();
+    auto md = zarr::orbax_metadata(o.zarr_format, a.type(), a.shape(), d.chunk, o.compress);
+    md.frame_checksums = o.checksums;
+    md.zstd_min_ratio = o.min_compression_ratio;
+    auto put_sharded = streaming_put{[&](const std::string& key, byte_buffer&& bytes) {
+                                       database().put(array_key(d.param, key), std::move(bytes));
+                                     },
+                                     [&](const std::string& key, std::uint64_t max_size, auto& fill) {
+                                       database().put_streamed(array_key(d.param, key), max_size, fill);
+                                     }};
+    if (primary) put_sharded(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(zarr::to_json(md))));
+    index_t written = 0;
+    for (const auto& s : a.shards()) {
+      if (s.shard.replica != 0 || s.shard.box.empty()) continue;
+      zarr::write_chunks(md, s.shard.box, s.data.view(), put_sharded);
+      written += s.shard.box.num_elements();
+    }
+    if (!multi && o.require_complete_shards && written != a.shape().num_elements())
+      throw error(errc::not_found, "leaf \"" + d.param + "\" " + to_string(a.sharding(), a.type(), a.shape()) + ": the replica-0 shards hold " +
+                                       std::to_string(written) + " of " + std::to_string(a.shape().num_elements()) + " elements");
+  };
+  // Small arrays are encoded a batch at a time on several threads, then put in leaf order: the
+  // database still sees its keys in order, and only one batch's encoded bytes are held at once.
+  constexpr std::uint64_t small_leaf_bytes = std::uint64_t{1} << 20, batch_bytes = std::uint64_t{64} << 20;
+  constexpr std::size_t batch_leaves = 4096;
+  auto small = [&](const data_leaf& d) {
+    return d.leaf->type() != dynamic_tree::kind::sharded && leaf_view(*d.leaf).num_bytes() <= small_leaf_bytes;
+  };
   auto write_data = [&] {
-    for (const auto& d : data) {
-      if (d.leaf->type() == dynamic_tree::kind::array) {
-        write_zarr(d.param, d.leaf->as_array().view(), d.chunk);
-      } else if (d.leaf->type() == dynamic_tree::kind::scalar) {
-        const scalar& s = d.leaf->as_scalar();
-        write_zarr(d.param, array_view(s.bytes().data(), s.type(), shape{}), d.chunk);
-      } else {
-        const sharded_array& a = d.leaf->as_sharded();
-        auto md = zarr::orbax_metadata(o.zarr_format, a.type(), a.shape(), d.chunk, o.compress);
-        md.frame_checksums = o.checksums;
-        md.zstd_min_ratio = o.min_compression_ratio;
-        auto put_sharded = streaming_put{[&](const std::string& key, byte_buffer&& bytes) {
-                                           database().put(array_key(d.param, key), std::move(bytes));
-                                         },
-                                         [&](const std::string& key, std::uint64_t max_size, auto& fill) {
-                                           database().put_streamed(array_key(d.param, key), max_size, fill);
-                                         }};
-        if (primary) put_sharded(std::string(zarr::metadata_key(md.zarr_format)), byte_buffer(as_bytes(zarr::to_json(md))));
-        index_t written = 0;
-        for (const auto& s : a.shards()) {
-          if (s.shard.replica != 0 || s.shard.box.empty()) continue;
-          zarr::write_chunks(md, s.shard.box, s.data.view(), put_sharded);
-          written += s.shard.box.num_elements();
-        }
-        if (!multi && o.require_complete_shards && written != a.shape().num_elements())
-          throw error(errc::not_found, "leaf \"" + d.param + "\" " + to_string(a.sharding(), a.type(), a.shape()) + ": the replica-0 shards hold " +
-                                           std::to_string(written) + " of " + std::to_string(a.shape().num_elements()) + " elements");
+    std::vector<std::shared_ptr<const zarr_memo>> batch_md;
+    std::vector<std::vector<std::pair<std::string, byte_buffer>>> encoded;
+    for (std::size_t i = 0; i < data.size();) {
+      std::size_t j = i;
+      std::uint64_t bytes = 0;
+      while (j < data.size() && j - i < batch_leaves && bytes < batch_bytes && small(data[j])) bytes += leaf_view(*data[j++].leaf).num_bytes();
+      const unsigned threads = parallel_threads(j - i, bytes >= batch_bytes / 2);
+      if (threads < 2) {  // a large or sharded leaf, or too few small ones to share out
+        const data_leaf& d = data[i++];
+        if (d.leaf->type() == dynamic_tree::kind::sharded) write_sharded(d);
+        else write_zarr(d.param, leaf_view(*d.leaf), d.chunk);
+        continue;
       }
+      batch_md.clear();
+      for (std::size_t k = i; k < j; ++k) batch_md.push_back(zarr_metadata(leaf_view(*data[k].leaf), data[k].chunk));
+      encoded.assign(j - i, {});
+      const auto failed = parallel_for_each_index(j - i, threads, [&](std::size_t k) {
+        const array_view v = leaf_view(*data[i + k].leaf);
+        zarr::write_chunks(batch_md[k]->md, box(v.shape()), v,
+                           [&](const std::string& key, byte_buffer&& b) { encoded[k].emplace_back(key, std::move(b)); });
+      });
+      for (std::size_t k = 0; k < j - i; ++k) {
+        if (failed[k]) std::rethrow_exception(failed[k]);
+        put_zarr(data[i + k].param, *batch_md[k], [&] {
+          for (auto& [key, b] : encoded[k]) put_value(data[i + k].param, key, std::move(b));
+        });
+      }
+      i = j;
     }
     if (db) db->commit();
   };
