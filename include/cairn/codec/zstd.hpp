@@ -146,15 +146,6 @@ class zstd_compressor {
   /// \throws cairn::error (errc::invalid_argument) if the frame does not fit in `out`
   ///         (`out.size() >= compress_bound(in.size())` always suffices).
   std::size_t compress(byte_view in, mutable_byte_view out) {
-    if (min_ratio_ > 0 && !in.empty() && in.size() <= judged_after_threshold && out.size() >= ZSTD_compressBound(in.size())) {
-      // Compressed once and then judged: judging first would take a second compression.
-      set_workers(in.size());
-      std::size_t const n = ZSTD_compress2(ctx_.get(), out.data(), out.size(), in.data(), in.size());
-      if (!ZSTD_isError(n) && static_cast<double>(in.size()) >= min_ratio_ * static_cast<double>(n)) return n;
-      if (ZSTD_isError(n) && ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) throw std::bad_alloc();
-      span_sink sink{out, in.size()};
-      return store(in, sink);
-    }
     if (!pays(in)) {
       span_sink sink{out, in.size()};
       return store(in, sink);
@@ -218,9 +209,7 @@ class zstd_compressor {
   /// `sampled_threshold` bytes is judged by a sample: 1 to 4 pieces spread over it (one per 256 KiB, at
   /// most 16 KiB and an eighth of it each), compressed at the frame's level. A smaller one is judged by
   /// zstd's fastest level (repeats only, no entropy coding): building a Huffman table for a few KiB
-  /// costs more time than the bytes it saves. One of at most `judged_after_threshold` bytes written by
-  /// `compress` into a buffer of `compress_bound` bytes is compressed at the frame's level and then
-  /// judged by its result: there a judgement costs as much as the compression. 0 turns all of this off.
+  /// costs more time than the bytes it saves. 0 turns all of this off.
   /// \throws cairn::error (errc::invalid_argument) if `ratio` is negative or not a number.
   void set_min_ratio(double ratio) {
     if (!(ratio >= 0)) throw error(errc::invalid_argument, "zstd minimum compression ratio " + std::to_string(ratio) + " is negative");
@@ -228,8 +217,6 @@ class zstd_compressor {
   }
   /// Inputs of at least this many bytes are judged by a sample compressed at the frame's level.
   static constexpr std::size_t sampled_threshold = std::size_t{32} << 10;
-  /// Inputs of at most this many bytes are compressed, then stored instead if that did not pay.
-  static constexpr std::size_t judged_after_threshold = 512;
 
   /// Returns whether `compress` would compress `in` (true) or store it in raw blocks (false).
   bool pays(byte_view in) {
