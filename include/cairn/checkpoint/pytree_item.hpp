@@ -637,9 +637,11 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
                                        std::to_string(written) + " of " + std::to_string(a.shape().num_elements()) + " elements");
   };
   // Small arrays are encoded a batch at a time on several threads, then put in leaf order: the
-  // database still sees its keys in order, and only one batch's encoded bytes are held at once.
-  constexpr std::uint64_t small_leaf_bytes = std::uint64_t{1} << 20, batch_bytes = std::uint64_t{64} << 20;
-  constexpr std::size_t batch_leaves = 4096;
+  // database still sees its keys in order, and only one batch's encoded bytes are held at once. A
+  // batch stays small enough for the next one to reuse its freed memory (larger ones made the heap
+  // grow and shrink, and every page fault in again).
+  constexpr std::uint64_t small_leaf_bytes = std::uint64_t{1} << 20, batch_bytes = std::uint64_t{4} << 20;
+  constexpr std::size_t batch_leaves = 1024;
   auto small = [&](const data_leaf& d) {
     return d.leaf->type() != dynamic_tree::kind::sharded && leaf_view(*d.leaf).num_bytes() <= small_leaf_bytes;
   };

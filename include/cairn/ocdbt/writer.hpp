@@ -388,6 +388,8 @@ class data_file_sink {
       if (f.batch.empty()) {
         f.size = round_up(f.size);
         f.batch_at = f.size;
+        if (f.batch.capacity() == 0 && spare_.capacity() != 0) f.batch = std::move(spare_);
+        f.batch.clear();
         f.batch.reserve(batch_capacity + direct_block);  // ≥ large_size: page-aligned
       }
       offset = f.size;
@@ -397,7 +399,12 @@ class data_file_sink {
       fd = f.fd;
       direct_fd = f.direct_fd;
     }
-    if (!full.empty()) write_batch(fd, direct_fd, full, full_at, root_ / name);
+    if (!full.empty()) {
+      write_batch(fd, direct_fd, full, full_at, root_ / name);
+      // The next batch reuses this one's memory: a fresh 4 MiB buffer faults in every page again.
+      std::lock_guard lock(mutex_);
+      if (spare_.capacity() == 0) spare_ = std::move(full);
+    }
     return {data_file_id{"", std::move(name)}, offset};
   }
 
@@ -426,6 +433,7 @@ class data_file_sink {
   std::filesystem::path root_;  // empty unless the store is a file store
   std::mutex mutex_;
   std::vector<file> files_;
+  byte_buffer spare_;  // a written batch's buffer, for the next batch
 };
 
 }  // namespace detail
