@@ -486,7 +486,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   };
   // zarr::write_array, with the metadata value shared rather than copied for each array. Put in key
   // order (zarr v3's "c/…" before "zarr.json", v2's ".zarray" before "0…"), a save of leaves in key
-  // order leaves the database nothing to sort at commit. `chunks(sink)` writes the chunks.
+  // order leaves the database nothing to sort at commit. `chunks()` puts the chunks.
   auto put_zarr = [&](const std::string& param, const zarr_memo& m, auto&& chunks) {
     const std::string_view md_key = zarr::metadata_key(m.md.zarr_format);
     const bool md_first = md_key < std::string_view("0");

@@ -59,28 +59,28 @@ std::vector<std::exception_ptr> parallel_for_each_index(std::size_t n, unsigned 
 }
 
 /// Runs `first` and `second`, on two threads when `parallel` (and a thread can be started), else one
-/// after the other; returns when both have ended. `second`'s failure is rethrown, or else `first`'s.
+/// after the other; returns when both have ended, either way. `second`'s failure is rethrown, or else
+/// `first`'s (`second` runs even if `first` failed).
 template <class First, class Second>
 void run_side_by_side(bool parallel, First&& first, Second&& second) {
-  if (!parallel || std::thread::hardware_concurrency() < 2) {
-    first();
-    second();
-    return;
-  }
   std::exception_ptr failed;
+  auto run_first = [&] {
+    try {
+      first();
+    } catch (...) {
+      failed = std::current_exception();
+    }
+  };
   {
     std::jthread other;
-    try {
-      other = std::jthread([&] {
-        try {
-          first();
-        } catch (...) {
-          failed = std::current_exception();
-        }
-      });
-    } catch (const std::system_error&) {
-      first();  // no thread to spare
+    if (parallel && std::thread::hardware_concurrency() > 1) {
+      try {
+        other = std::jthread(run_first);
+      } catch (const std::system_error&) {
+        // no thread to spare: run below
+      }
     }
+    if (!other.joinable()) run_first();
     second();
   }
   if (failed) std::rethrow_exception(failed);
