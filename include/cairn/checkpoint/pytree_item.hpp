@@ -7,6 +7,7 @@
 /// every chunk stored, exactly Orbax's metadata. Each leaf is streamed: one array in memory at a time.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <deque>
 #include <map>
@@ -653,10 +654,12 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
       std::uint64_t bytes = 0;
       while (j < data.size() && j - i < batch_leaves && bytes < batch_bytes && small(data[j])) bytes += leaf_view(*data[j++].leaf).num_bytes();
       const unsigned threads = parallel_threads(j - i, bytes >= batch_bytes / 2);
-      if (threads < 2) {  // a large or sharded leaf, or too few small ones to share out
-        const data_leaf& d = data[i++];
-        if (d.leaf->type() == dynamic_tree::kind::sharded) write_sharded(d);
-        else write_zarr(d.param, leaf_view(*d.leaf), d.chunk);
+      if (threads < 2) {  // a large or sharded leaf, or too few small ones to share out: one by one
+        for (const std::size_t end = std::max(j, i + 1); i < end; ++i) {
+          const data_leaf& d = data[i];
+          if (d.leaf->type() == dynamic_tree::kind::sharded) write_sharded(d);
+          else write_zarr(d.param, leaf_view(*d.leaf), d.chunk);
+        }
         continue;
       }
       batch_md.clear();
