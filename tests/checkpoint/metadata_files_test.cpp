@@ -109,6 +109,70 @@ TEST_CASE("_METADATA with sequence keys, empty nodes and bad entries") {
   CHECK_THROWS_AS(cairn::parse_tree_metadata("{}", "_METADATA"), cairn::error);
 }
 
+TEST_CASE("_METADATA read in place gives what the DOM reader gives, and falls back to it for everything else") {
+  // The in-place reader serves well-formed files; anything unusual goes to the DOM reader, which
+  // accepts what it may (integral doubles, explicit nulls) and words every error.
+  const std::string entry_a = R"j("('a', '0')": {"key_metadata": [{"key": "a", "key_type": 2}, {"key": "0", "key_type": 1}], )j"
+                              R"j("value_metadata": {"value_type": "jax.Array", "skip_deserialize": false, "write_shape": [3, 2]}})j";
+  auto doc = [&](const std::string& second, const std::string& tail) {
+    return "{\"tree_metadata\": {" + entry_a + ", " + second + "}" + tail + "}";
+  };
+  const std::string plain_b = R"j("('b',)": {"key_metadata": [{"key": "b", "key_type": 2}], "value_metadata": {"value_type": "Dict", "skip_deserialize": true}})j";
+  const std::string flags = R"j(, "use_ocdbt": false, "use_zarr3": true, "store_array_data_equal_to_fill_value": true, "custom_metadata": {"x": [1, "y"]})j";
+  struct good_case {
+    const char* name;
+    std::string text;
+  };
+  const good_case good[] = {
+      {"plain", doc(plain_b, flags)},
+      {"no flags", doc(plain_b, "")},
+      {"null flags and fields",
+       doc(R"j("('b',)": {"key_metadata": [{"key": "b", "key_type": 2}], "value_metadata": {"value_type": "Dict", "skip_deserialize": null, "write_shape": null}})j",
+           R"j(, "use_ocdbt": null, "use_zarr3": null, "custom_metadata": null)j")},
+      {"integral double key type and dims (DOM reader only)",
+       doc(R"j("('b',)": {"key_metadata": [{"key": "b", "key_type": 2.0}], "value_metadata": {"value_type": "np.ndarray", "write_shape": [4.0]}})j", flags)},
+  };
+  for (const auto& c : good) {
+    CAPTURE(c.name);
+    const auto m = cairn::parse_tree_metadata(c.text, "_METADATA");
+    const auto v = cairn::json::parse(c.text, "_METADATA");
+    REQUIRE(m.entries.size() == 2);
+    CHECK(m.entries[0].path == cairn::key_path{"a", 0});
+    CHECK(m.entries[0].path[1].is_index());
+    CHECK(m.entries[0].write_shape == std::vector<cairn::index_t>{3, 2});
+    CHECK(m.entries[1].path == cairn::key_path{"b"});
+    CHECK(m.entries[1].value_type == v.at("tree_metadata").at("('b',)").at("value_metadata").at("value_type").as_string());
+    const auto* flag = v.find("use_zarr3");
+    CHECK(m.use_zarr3 == (flag && flag->is_bool() && flag->as_bool()));
+    const auto* custom = v.find("custom_metadata");
+    CHECK(m.custom_metadata == (custom ? *custom : cairn::json::value()));
+  }
+  CHECK(cairn::parse_tree_metadata(doc(plain_b, flags), "_METADATA").use_ocdbt == false);
+  CHECK(cairn::parse_tree_metadata(doc(plain_b, flags), "_METADATA").entries[1].skip_deserialize);
+
+  // Errors keep the DOM reader's words, whichever reader met them first.
+  struct bad_case {
+    std::string text;
+    const char* message;
+  };
+  const bad_case bad[] = {
+      {doc(plain_b, R"j(, "use_zarr3": "yes")j"), "use_zarr3: expected boolean, found string"},
+      {doc(R"j("('b',)": {"key_metadata": [{"key": 5, "key_type": 2}], "value_metadata": {"value_type": "Dict"}})j", ""),
+       "entry ('b',) key: expected string, found"},
+      {doc(R"j("('b',)": {"key_metadata": {}, "value_metadata": {"value_type": "Dict"}})j", ""), "entry ('b',) \"key_metadata\": expected array"},
+      {doc(R"j("('b',)": {"key_metadata": [], "value_metadata": {"skip_deserialize": true}})j", ""), "entry ('b',)"},
+      {doc(R"j("('b',)": {"key_metadata": [], "value_metadata": {"value_type": "x", "write_shape": [1.5]}})j", ""), "entry ('b',) write_shape"},
+      {doc(R"j("('b',)": {"key_metadata": [{"key": "01x", "key_type": 1}], "value_metadata": {"value_type": "Dict"}})j", ""), "sequence key \"01x\" is not an index"},
+      {doc(plain_b, R"j(, "use_ocdbt": true, "use_ocdbt": false)j"), "duplicate key \"use_ocdbt\" in the top-level object"},
+      {R"j({"tree_metadata": [1]})j", "_METADATA \"tree_metadata\": expected object"},
+      {"{\"tree_metadata\": {}", "_METADATA: line 1, column 21 (byte 20): invalid JSON"},
+  };
+  for (const auto& c : bad) {
+    CAPTURE(c.text);
+    CHECK_THROWS_WITH_AS(cairn::parse_tree_metadata(c.text, "_METADATA"), doctest::Contains(c.message), cairn::error);
+  }
+}
+
 TEST_CASE("base64url names in _sharding") {
   CHECK(cairn::base64url_encode("a") == "YQ==");
   CHECK(cairn::base64url_encode("b.c") == "Yi5j");

@@ -278,6 +278,49 @@ TEST_CASE("parse: duplicate keys are corrupted, located, and name the object") {
   CHECK(parse(R"({"a": {"a": 1}, "b": {"a": 2}})", "t").at("b").at("a").as_int64() == 2);
 }
 
+TEST_CASE("document: views read in place, with parse's checks and errors") {
+  const cairn::json::document d(R"({"s": "x\u00e9", "i": -7, "big": 18446744073709551615, "d": 2.0, "b": true,
+                                    "n": null, "a": [1, [2], {"k": "v"}], "o": {"p": {}}})", "t");
+  const cairn::json::view root = d.root();
+  CHECK(root.is_object());
+  CHECK(root.find("s")->string() == "x\u00e9");
+  CHECK(root.find("i")->int64() == -7);
+  CHECK_FALSE(root.find("big")->int64());  // a uint64: not silently narrowed
+  CHECK_FALSE(root.find("d")->int64());    // an integral double is not an integer here
+  CHECK(root.find("b")->boolean() == true);
+  CHECK_FALSE(root.find("i")->boolean());
+  CHECK(root.find("n")->is_null());
+  CHECK_FALSE(root.find("missing"));
+  CHECK_FALSE(root.find("a")->find("k"));  // not an object
+  std::vector<std::string> keys;
+  CHECK(root.for_each_member([&](std::string_view k, const cairn::json::view&) {
+    keys.emplace_back(k);
+    return true;
+  }));
+  CHECK(keys == std::vector<std::string>{"s", "i", "big", "d", "b", "n", "a", "o"});
+  int elements = 0;
+  CHECK(root.find("a")->for_each_element([&](const cairn::json::view& e) { return ++elements < 2 && e.int64() == 1; }) == false);
+  CHECK(elements == 2);  // stopped by the callback
+  CHECK_FALSE(root.find("o")->for_each_element([](const cairn::json::view&) { return true; }));
+  CHECK(root.find("a")->to_value() == parse(R"([1, [2], {"k": "v"}])", "t"));
+  CHECK(root.to_value() == parse(R"({"s": "x\u00e9", "i": -7, "big": 18446744073709551615, "d": 2.0, "b": true,
+                                    "n": null, "a": [1, [2], {"k": "v"}], "o": {"p": {}}})", "t"));
+
+  // The same errors, word for word, as parse.
+  auto document_error = [](std::string_view text) {
+    return message_of([&] { const cairn::json::document bad(text, "_METADATA"); }, errc::corrupted);
+  };
+  std::string big = "{";
+  for (int i = 0; i < 100; ++i) big += "\"k" + std::to_string(i) + "\": " + std::to_string(i) + ",";
+  big += "\"k80\": 0, \"k10\": 0}";
+  for (const std::string& text : {std::string(R"({"a": 1, "a": 2})"), std::string("{\"x\": [{\"k\": 1},\n {\"k\": 1, \"k\": 2}]}"),
+                                  std::string(R"({"o": {"a": {"b": 1, "b": 1}}, "a": 1, "a": 2})"), big,
+                                  std::string(R"({"a": [1, 2)"), std::string("[\"ok\", \"\xC3\x28\"]"), std::string()}) {
+    CAPTURE(text);
+    CHECK(document_error(text) == parse_error(text));
+  }
+}
+
 TEST_CASE("accessors: type errors are corrupted with readable messages") {
   const value meta = parse(R"({"item_handlers": [1], "n": "8", "u": 18446744073709551615, "neg": -1,
                                "half": 1.5, "whole": 3.0, "huge": 1e19, "big": 300})",

@@ -93,10 +93,83 @@ inline std::string tree_metadata_key(const key_path& p) {
   return s + ")";
 }
 
+namespace detail {
+/// Reads `_METADATA` in place, allocating only what the entries keep. Returns false, leaving `m` partly
+/// filled, at anything that is not plainly well-formed; the DOM reader then reads it again and either
+/// accepts it (an integral double as a key type) or reports exactly what is wrong.
+inline bool read_tree_metadata_in_place(const json::view& doc, tree_metadata& m) {
+  const auto tree = doc.find("tree_metadata");
+  if (!tree) return false;
+  auto read_entry = [&](std::string_view, const json::view& entry) {
+    tree_metadata_entry e;
+    const auto keys = entry.find("key_metadata");
+    const bool keys_ok = keys && keys->for_each_element([&](const json::view& k) {
+      const auto name = k.find("key");
+      const auto type_v = k.find("key_type");
+      const auto s = name ? name->string() : std::nullopt;
+      const auto type = type_v ? type_v->int64() : std::nullopt;
+      if (!s || !type) return false;
+      if (*type == 2) {
+        e.path.push_back(key(std::string(*s)));
+        return true;
+      }
+      if (*type != 1 || s->empty() || s->size() > 18 || s->find_first_not_of("0123456789") != std::string_view::npos)
+        return false;
+      index_t index = 0;
+      for (char c : *s) index = index * 10 + (c - '0');
+      e.path.push_back(key(index));
+      return true;
+    });
+    if (!keys_ok) return false;
+    const auto v = entry.find("value_metadata");
+    const auto vt_v = v ? v->find("value_type") : std::nullopt;
+    const auto vt = vt_v ? vt_v->string() : std::nullopt;
+    if (!vt) return false;
+    e.value_type = std::string(*vt);
+    if (const auto skip = v->find("skip_deserialize"); skip && !skip->is_null()) {
+      const auto b = skip->boolean();
+      if (!b) return false;
+      e.skip_deserialize = *b;
+    }
+    if (const auto ws = v->find("write_shape"); ws && !ws->is_null()) {
+      std::vector<index_t> shape;
+      if (!ws->for_each_element([&](const json::view& d) {
+            const auto n = d.int64();
+            if (n) shape.push_back(*n);
+            return n.has_value();
+          }))
+        return false;
+      e.write_shape = std::move(shape);
+    }
+    m.entries.push_back(std::move(e));
+    return true;
+  };
+  if (!tree->for_each_member(read_entry)) return false;
+  auto flag = [&](std::string_view name, auto&& set) {
+    const auto f = doc.find(name);
+    if (!f || f->is_null()) return true;
+    const auto b = f->boolean();
+    if (b) set(*b);
+    return b.has_value();
+  };
+  if (!flag("use_ocdbt", [&](bool b) { m.use_ocdbt = b; }) || !flag("use_zarr3", [&](bool b) { m.use_zarr3 = b; }) ||
+      !flag("store_array_data_equal_to_fill_value", [&](bool b) { m.store_array_data_equal_to_fill_value = b; }))
+    return false;
+  if (const auto c = doc.find("custom_metadata")) m.custom_metadata = c->to_value();
+  return true;
+}
+}  // namespace detail
+
 /// Parses `_METADATA`.
-/// \throws cairn::error (errc::corrupted) naming `what` and the entry for a missing or mistyped field,
-///         an unknown key type, or a sequence key that is not a non-negative integer.
+/// \throws cairn::error (errc::corrupted) for text that is not JSON, and naming `what` and the entry for
+///         a missing or mistyped field, an unknown key type, or a sequence key that is not a non-negative
+///         integer.
 inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view what) {
+  {
+    const json::document in_place(text, what);
+    tree_metadata m;
+    if (detail::read_tree_metadata_in_place(in_place.root(), m)) return m;
+  }
   const json::value doc = json::parse(text, what);
   const std::string w(what);
   tree_metadata m;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /// \file
-/// JSON text to `cairn::json::value` through simdjson's DOM parser; the only header that includes
-/// <simdjson.h>. Every failure is `errc::corrupted` and says where: `_METADATA: line 3, column 17 (byte 41):
+/// JSON text to `cairn::json::value`, or to `json::document` views read in place, through simdjson's
+/// DOM parser; the only header that includes <simdjson.h>. Every failure is `errc::corrupted` and says where: `_METADATA: line 3, column 17 (byte 41):
 /// invalid JSON: expected ',' or '}' after an object member, found '"' (simdjson TAPE_ERROR: ...)`.
 /// simdjson reports no positions, so after a failure a small strict scanner re-reads the text to find the
 /// first offending byte; valid input never pays for it. Stricter than simdjson alone: duplicate keys are errors.
@@ -10,6 +10,7 @@
 #include <algorithm>  // std::sort
 #include <cerrno>  // errno, ENOENT
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>   // std::snprintf
 #include <cstring>  // std::strerror, std::memset
 #include <filesystem>
@@ -422,6 +423,38 @@ class json_dom_converter {
  public:
   json_dom_converter(std::string_view text, std::string_view source) noexcept : text_(text), source_(source) {}
 
+  /// Throws, as `convert` would, at the first repeated key of `e`'s objects, without building anything.
+  void check(simdjson::dom::element e) {
+    switch (e.type()) {
+      case simdjson::dom::element_type::ARRAY:
+      {
+        // A named copy: value_unsafe() refers into a temporary that a range-for would outlive.
+        const simdjson::dom::array a = e.get_array().value_unsafe();
+        for (simdjson::dom::element x : a) check(x);
+        return;
+      }
+      case simdjson::dom::element_type::OBJECT: {
+        const std::size_t ordinal = objects_++;
+        const simdjson::dom::object o = e.get_object().value_unsafe();
+        if (o.size() > 16) check_keys(o, ordinal);
+        std::size_t index = 0;
+        for (const simdjson::dom::key_value_pair kv : o) {
+          if (o.size() <= 16) {
+            std::size_t j = 0;
+            for (const simdjson::dom::key_value_pair earlier : o) {
+              if (j++ == index) break;
+              if (earlier.key == kv.key) throw_duplicate(ordinal, index, kv.key);
+            }
+          }
+          check(kv.value);
+          ++index;
+        }
+        return;
+      }
+      default: return;
+    }
+  }
+
   json::value convert(simdjson::dom::element e) {
     switch (e.type()) {
       case simdjson::dom::element_type::ARRAY: {
@@ -487,14 +520,14 @@ class json_dom_converter {
   std::size_t objects_ = 0;
 };
 
-/// Parses `size` bytes at `data`, which must be followed by `simdjson::SIMDJSON_PADDING` readable bytes.
-inline json::value json_parse_padded(const char* data, std::size_t size, std::string_view source) {
-  const std::string label = source.empty() ? std::string("json") : std::string(source);
+/// Parses `size` bytes at `data`, which must be followed by `simdjson::SIMDJSON_PADDING` readable bytes,
+/// into `parser`'s DOM; throws the errors `json::parse` documents, except for duplicate keys.
+inline simdjson::dom::element json_parse_dom(simdjson::dom::parser& parser, const char* data, std::size_t size,
+                                             const std::string& label) {
   const std::string_view text(data, size);
-  simdjson::dom::parser parser;
   simdjson::dom::element root;
   const simdjson::error_code code = parser.parse(data, size, false).get(root);
-  if (code == simdjson::SUCCESS) return json_dom_converter(text, label).convert(root);
+  if (code == simdjson::SUCCESS) return root;
   if (code == simdjson::MEMALLOC) throw std::bad_alloc();
   std::string tail =
       " (simdjson " + std::string(simdjson_error_name(code)) + ": " + simdjson::error_message(code) + ")";
@@ -511,6 +544,16 @@ inline json::value json_parse_padded(const char* data, std::size_t size, std::st
   message += "invalid JSON";
   if (where) message += ": " + where->message;
   throw error(errc::corrupted, message + tail);
+}
+
+inline std::string json_label(std::string_view source) { return source.empty() ? std::string("json") : std::string(source); }
+
+/// Parses `size` bytes at `data`, which must be followed by `simdjson::SIMDJSON_PADDING` readable bytes.
+inline json::value json_parse_padded(const char* data, std::size_t size, std::string_view source) {
+  const std::string label = json_label(source);
+  simdjson::dom::parser parser;
+  const simdjson::dom::element root = json_parse_dom(parser, data, size, label);
+  return json_dom_converter(std::string_view(data, size), label).convert(root);
 }
 
 }  // namespace cairn::detail
@@ -531,6 +574,92 @@ inline value parse(std::string_view text, std::string_view source_name) {
   if (padded.data() == nullptr) throw std::bad_alloc();
   return detail::json_parse_padded(padded.data(), text.size(), source_name);
 }
+
+/// A read-only view of one value of a `json::document`: reading it copies nothing, so large documents
+/// (the `_METADATA` of a model of 100,000 leaves) are read without building a `json::value` of them.
+/// Accessors answer "not of that kind" with an empty optional; callers that need the exact error
+/// read the text again through `json::parse`. Valid while its document lives.
+class view {
+ public:
+  bool is_null() const noexcept { return e_.type() == simdjson::dom::element_type::NULL_VALUE; }
+  bool is_object() const noexcept { return e_.type() == simdjson::dom::element_type::OBJECT; }
+  bool is_array() const noexcept { return e_.type() == simdjson::dom::element_type::ARRAY; }
+  /// The string, if this is one.
+  std::optional<std::string_view> string() const noexcept {
+    if (e_.type() != simdjson::dom::element_type::STRING) return std::nullopt;
+    return e_.get_string().value_unsafe();
+  }
+  /// The integer, if this is an integer that fits int64 (not a double, even an integral one).
+  std::optional<std::int64_t> int64() const noexcept {
+    if (e_.type() != simdjson::dom::element_type::INT64) return std::nullopt;
+    return e_.get_int64().value_unsafe();
+  }
+  /// The boolean, if this is one.
+  std::optional<bool> boolean() const noexcept {
+    if (e_.type() != simdjson::dom::element_type::BOOL) return std::nullopt;
+    return e_.get_bool().value_unsafe();
+  }
+  /// The member named `key` of an object; empty if this is not an object or has no such member.
+  std::optional<view> find(std::string_view key) const noexcept {
+    if (!is_object()) return std::nullopt;
+    const simdjson::dom::object o = e_.get_object().value_unsafe();
+    for (const simdjson::dom::key_value_pair kv : o)
+      if (kv.key == key) return view(kv.value);
+    return std::nullopt;
+  }
+  /// Calls `f(key, value)` for each member of an object, in document order, while `f` returns true.
+  /// \returns false if this is not an object or `f` stopped
+  template <class F>
+  bool for_each_member(F&& f) const {
+    if (!is_object()) return false;
+    const simdjson::dom::object o = e_.get_object().value_unsafe();
+    for (const simdjson::dom::key_value_pair kv : o)
+      if (!f(std::string_view(kv.key), view(kv.value))) return false;
+    return true;
+  }
+  /// Calls `f(value)` for each element of an array while `f` returns true.
+  /// \returns false if this is not an array or `f` stopped
+  template <class F>
+  bool for_each_element(F&& f) const {
+    if (!is_array()) return false;
+    const simdjson::dom::array a = e_.get_array().value_unsafe();
+    for (simdjson::dom::element x : a)
+      if (!f(view(x))) return false;
+    return true;
+  }
+  /// The value as a `json::value` (for small parts of a large document).
+  value to_value() const { return detail::json_dom_converter({}, {}).convert(e_); }
+
+ private:
+  friend class document;
+  explicit view(simdjson::dom::element e) noexcept : e_(e) {}
+  simdjson::dom::element e_;
+};
+
+/// A parsed JSON document read in place through `view`s.
+/// \par Thread safety
+/// Views of one document may be read from several threads at once.
+class document {
+ public:
+  /// Parses `text`, with exactly `json::parse`'s checks and error messages (duplicate keys included).
+  /// 	hrows cairn::error as `json::parse`
+  document(std::string_view text, std::string_view source_name) {
+    const simdjson::padded_string padded(text);
+    if (padded.data() == nullptr) throw std::bad_alloc();
+    const std::string label = detail::json_label(source_name);
+    root_ = detail::json_parse_dom(parser_, padded.data(), text.size(), label);
+    detail::json_dom_converter(text, label).check(root_);
+  }
+  document(const document&) = delete;
+  document& operator=(const document&) = delete;
+
+  /// The top-level value.
+  view root() const noexcept { return view(root_); }
+
+ private:
+  simdjson::dom::parser parser_;
+  simdjson::dom::element root_;
+};
 
 /// Reads and parses the file at `path`; error messages name the path.
 /// \throws cairn::error (errc::not_found) if the file (or a directory on its path) does not exist
