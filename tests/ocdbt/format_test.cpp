@@ -6,6 +6,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
 #include <functional>
 #include <random>
 #include <string>
@@ -184,6 +187,59 @@ TEST_CASE("round trips: leaf and interior nodes, base paths, prefix compression"
   oc::btree_node unsorted = leaf;
   std::swap(unsorted.leaves[0], unsorted.leaves[1]);
   CHECK_THROWS_AS(oc::encode_btree_node(unsorted, oc::compression::none()), cairn::error);
+}
+
+TEST_CASE("a node is compressed in pieces: the envelope holds exactly the body encoded whole") {
+  // Many inline values (some larger than the piece size of 1 MiB, handed over where they lie) and
+  // references, over several MiB, so that zstd's workers also take part.
+  oc::btree_node leaf;
+  leaf.files = {{"", "d/a"}, {"", "d/b"}};
+  std::mt19937 rng(3);
+  for (int i = 0; i < 30000; ++i) {
+    oc::leaf_entry e;
+    char key[40];
+    std::snprintf(key, sizeof key, "layer_%05d.w/%s", i, i % 3 == 0 ? "c/0" : "zarr.json");
+    e.key = key;
+    if (i % 7 == 3) {
+      e.is_inline = false;
+      e.ref = {static_cast<std::uint64_t>(i % 2), 4096u * static_cast<std::uint64_t>(i), 100u + static_cast<std::uint64_t>(i)};
+    } else {
+      const std::size_t n = i % 5000 == 1 ? (std::size_t{3} << 20) / 2 : 64 + static_cast<std::size_t>(i % 400);
+      std::string v(n, '\0');
+      for (auto& c : v) c = static_cast<char>(rng() % 7 == 0 ? rng() : 'x');
+      e.value = cairn::shared_bytes::copy_of(cairn::as_bytes(v));
+    }
+    leaf.leaves.push_back(std::move(e));
+  }
+  std::sort(leaf.leaves.begin(), leaf.leaves.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  const auto body = oc::encode_btree_node_body(leaf);
+  CHECK(body.size() > (std::size_t{8} << 20));
+  // Uncompressed, the envelope is byte for byte the one built from the whole body.
+  CHECK(same(oc::encode_btree_node(leaf, oc::compression::none()).view(),
+             oc::encode_envelope(oc::btree_node_magic, body.view(), oc::compression::none()).view()));
+  for (const auto c : {oc::compression::zstd(0), oc::compression::zstd(-1)}) {
+    const auto bytes = oc::encode_btree_node(leaf, c);
+    CHECK(bytes.size() < body.size() / 2);
+    CHECK(same(oc::decode_envelope(bytes.view(), oc::btree_node_magic, "node").view(), body.view()));
+    const auto back = oc::decode_btree_node(bytes.view(), "", "node");
+    REQUIRE(back.leaves.size() == leaf.leaves.size());
+    CHECK(back.leaves[1].key == leaf.leaves[1].key);
+  }
+  // Pieces that do not add up to the announced size are refused, and the thread's context is left
+  // ready for the next frame.
+  auto short_body = [&](auto&& feed) { feed(body.view().first(body.size() - 1)); };
+  CHECK_THROWS_WITH_AS(oc::encode_envelope_pieces(oc::btree_node_magic, body.size(), oc::compression::zstd(0), short_body),
+                       doctest::Contains("announced"), cairn::error);
+  CHECK_THROWS_WITH_AS(oc::encode_envelope_pieces(oc::btree_node_magic, body.size(), oc::compression::none(), short_body),
+                       doctest::Contains("announced"), cairn::error);
+  auto failing = [&](auto&& feed) {
+    feed(body.view().first(1000));
+    throw std::runtime_error("producer failed");
+  };
+  CHECK_THROWS_WITH_AS(oc::encode_envelope_pieces(oc::btree_node_magic, body.size(), oc::compression::zstd(0), failing),
+                       "producer failed", std::runtime_error);
+  const auto again = oc::encode_btree_node(leaf, oc::compression::zstd(0));
+  CHECK(same(oc::decode_envelope(again.view(), oc::btree_node_magic, "node").view(), body.view()));
 }
 
 TEST_CASE("data file tables re-encode with TensorStore's prefix rules") {

@@ -191,6 +191,53 @@ class zstd_compressor {
     return total;
   }
 
+  /// Compresses `total` bytes that `produce` hands over in pieces into one frame delivered as
+  /// `compress_streamed` delivers it, so that a large input never has to exist whole: `produce(feed)`
+  /// calls `feed(byte_view)` for consecutive pieces (each may be reused once `feed` returns) adding up
+  /// to exactly `total` bytes. Always compresses (no `min_ratio` judgement: that needs the whole input).
+  /// Returns the frame's size.
+  /// \throws cairn::error (errc::invalid_argument) if the pieces do not add up to `total` or zstd
+  ///         fails; whatever `produce` or `out` throws (the context is then reset for the next frame).
+  template <class Produce, class Out>
+  std::size_t compress_pieces(std::size_t total, Produce&& produce, Out& out) {
+    set_workers(total);
+    (void)ZSTD_CCtx_reset(ctx_.get(), ZSTD_reset_session_only);
+    struct resetter {
+      ZSTD_CCtx* c;
+      bool done = false;
+      ~resetter() {
+        if (!done) (void)ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+      }
+    } guard{ctx_.get()};
+    std::size_t rc = ZSTD_CCtx_setPledgedSrcSize(ctx_.get(), total);
+    if (ZSTD_isError(rc)) throw error(errc::invalid_argument, std::string("zstd: pledged size: ") + ZSTD_getErrorName(rc));
+    std::size_t written = 0;
+    auto step = [&](ZSTD_inBuffer& src, ZSTD_EndDirective mode) {
+      const mutable_byte_view space = out.space();
+      ZSTD_outBuffer dst{space.data(), space.size(), 0};
+      rc = ZSTD_compressStream2(ctx_.get(), &dst, &src, mode);
+      if (ZSTD_isError(rc)) {
+        if (ZSTD_getErrorCode(rc) == ZSTD_error_memory_allocation) throw std::bad_alloc();
+        throw error(errc::invalid_argument, "zstd: compressing " + std::to_string(total) + " bytes in pieces: " + ZSTD_getErrorName(rc));
+      }
+      out.produced(dst.pos);
+      written += dst.pos;
+    };
+    std::size_t fed = 0;
+    produce([&](byte_view piece) {
+      fed += piece.size();
+      ZSTD_inBuffer src{piece.data(), piece.size(), 0};
+      while (src.pos < src.size) step(src, ZSTD_e_continue);
+    });
+    if (fed != total)
+      throw error(errc::invalid_argument, "zstd: pieces of " + std::to_string(fed) + " bytes, " + std::to_string(total) + " announced");
+    ZSTD_inBuffer none{nullptr, 0, 0};
+    do step(none, ZSTD_e_end);
+    while (rc != 0);
+    guard.done = true;
+    return written;
+  }
+
   /// Compresses `in` into a new buffer holding exactly one frame.
   /// \post The result's size is the frame's size; its capacity may be up to `compress_bound(in.size())`.
   byte_buffer compress(byte_view in) {
@@ -496,6 +543,14 @@ inline zstd_compressor& thread_compressor(int level, bool checksum, double min_r
 /// Safe from any thread: each thread owns its context.
 inline byte_buffer zstd_compress(byte_view in, int level = 1, bool checksum = false, double min_ratio = 0) {
   return detail::thread_compressor(level, checksum, min_ratio).compress(in);
+}
+
+/// `zstd_compressor::compress_pieces` with the calling thread's context at `level`, no checksum.
+/// \par Thread safety
+/// Safe from any thread: each thread owns its context.
+template <class Produce, class Out>
+std::size_t zstd_compress_pieces(std::size_t total, int level, Produce&& produce, Out& out) {
+  return detail::thread_compressor(level, false).compress_pieces(total, std::forward<Produce>(produce), out);
 }
 
 /// Compresses `in` into one frame at the start of `out` (which needs `compress_bound(in.size())`

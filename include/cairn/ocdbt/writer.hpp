@@ -658,10 +658,13 @@ class writer {
       stats = {};
       size = 0;
     };
-    for (auto& [key, e] : entries) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      auto& [key, e] = entries[i];
       const std::size_t cost = leaf_cost(key, e);
       if (!node.leaves.empty() && (size + cost > config_.max_decoded_node_bytes || node.leaves.size() >= max_node_entries))
         flush();
+      // A node takes at most the entries left (memory they already hold as puts): no regrowth.
+      if (node.leaves.empty()) node.leaves.reserve(std::min(entries.size() - i, max_node_entries));
       leaf_entry le;
       le.key = std::move(key);
       if (auto* v = std::get_if<shared_bytes>(&e.value)) {

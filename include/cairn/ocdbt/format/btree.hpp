@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <cairn/core/byte_reader.hpp>
@@ -54,77 +55,160 @@ struct btree_node {
 };
 
 namespace detail {
-template <class Entries>
-void encode_keys(byte_buffer& out, const Entries& entries) {
-  for (std::size_t i = 1; i < entries.size(); ++i) append_varint(out, common_prefix(entries[i - 1].key, entries[i].key));
-  for (std::size_t i = 0; i < entries.size(); ++i)
-    append_varint(out, entries[i].key.size() - (i ? common_prefix(entries[i - 1].key, entries[i].key) : 0));
-}
-template <class Entries>
-void encode_key_suffixes(byte_buffer& out, const Entries& entries) {
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    std::size_t p = i ? common_prefix(entries[i - 1].key, entries[i].key) : 0;
-    out.append(as_bytes(std::string_view(entries[i].key).substr(p)));
+/// Counts the bytes a node body takes, through the same calls that write it.
+struct body_size_counter {
+  std::size_t size = 0;
+  void varint(std::uint64_t v) noexcept { size += varint_size(v); }
+  void byte(std::byte) noexcept { ++size; }
+  void bytes(byte_view b) noexcept { size += b.size(); }
+};
+/// Writes a node body into one buffer.
+struct body_buffer_writer {
+  byte_buffer& out;
+  void varint(std::uint64_t v) { append_varint(out, v); }
+  void byte(std::byte b) { out.push_back(b); }
+  void bytes(byte_view b) { out.append(b); }
+};
+/// Writes a node body in pieces of about `piece` bytes through `feed(byte_view)`: small fields are
+/// gathered in a buffer that is reused; large values are handed over where they lie.
+template <class Feed>
+class body_piece_writer {
+ public:
+  body_piece_writer(Feed& feed, std::size_t piece) : feed_(feed), piece_(piece) { buffer_.reserve(piece); }
+  void varint(std::uint64_t v) {
+    if (buffer_.size() + max_varint_size<std::uint64_t> > piece_) flush();
+    append_varint(buffer_, v);
   }
-}
+  void byte(std::byte b) {
+    if (buffer_.size() + 1 > piece_) flush();
+    buffer_.push_back(b);
+  }
+  void bytes(byte_view b) {
+    if (buffer_.size() + b.size() > piece_) {
+      flush();
+      if (b.size() >= piece_ / 2) return feed_(b);
+    }
+    buffer_.append(b);
+  }
+  void flush() {
+    if (buffer_.empty()) return;
+    feed_(buffer_.view());
+    buffer_.clear();
+  }
+
+ private:
+  Feed& feed_;
+  std::size_t piece_;
+  byte_buffer buffer_;
+};
+
+/// A node's entries checked, with what encoding them needs computed once: each key's common prefix
+/// with the previous one and the data file table.
+class btree_node_encoding {
+ public:
+  /// \throws cairn::error (errc::invalid_argument) for an empty or oversized node, unsorted or too-long keys.
+  explicit btree_node_encoding(const btree_node& node) : node_(node) {
+    const std::size_t n = node.size();
+    if (n == 0 || n > max_node_entries)
+      throw error(errc::invalid_argument, "B+tree node with " + std::to_string(n) + " entries (must be 1.." +
+                                              std::to_string(max_node_entries) + ")");
+    auto check = [&](const auto& entries) {
+      prefix_.resize(entries.size());
+      for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (entries[i].key.size() > max_key_length)
+          throw error(errc::invalid_argument, "key of " + std::to_string(entries[i].key.size()) + " bytes exceeds 65535");
+        if (i && !(entries[i - 1].key < entries[i].key))
+          throw error(errc::invalid_argument, "B+tree keys are not strictly increasing at \"" + entries[i].key + "\"");
+        prefix_[i] = i ? static_cast<std::uint32_t>(common_prefix(entries[i - 1].key, entries[i].key)) : 0;
+      }
+    };
+    if (node.height == 0) {
+      check(node.leaves);
+      for (const auto& e : node.leaves)
+        if (!e.is_inline) table_.add(node.files.at(e.ref.file));
+    } else {
+      check(node.children);
+      for (const auto& e : node.children) table_.add(node.files.at(e.child.file));
+    }
+    table_.finalize(table_bytes_);
+    body_size_counter counter;
+    write(counter);
+    size_ = counter.size;
+  }
+
+  /// The body's size in bytes.
+  std::size_t size() const noexcept { return size_; }
+
+  /// Writes the body through `w` (`varint`, `byte`, `bytes`).
+  template <class Writer>
+  void write(Writer& w) const {
+    const btree_node& node = node_;
+    const std::size_t n = node.size();
+    w.byte(static_cast<std::byte>(node.height));
+    w.bytes(table_bytes_.view());
+    w.varint(n);
+    auto keys = [&](const auto& entries) {
+      for (std::size_t i = 1; i < n; ++i) w.varint(prefix_[i]);
+      for (std::size_t i = 0; i < n; ++i) w.varint(entries[i].key.size() - prefix_[i]);
+    };
+    auto suffixes = [&](const auto& entries) {
+      for (std::size_t i = 0; i < n; ++i) w.bytes(as_bytes(std::string_view(entries[i].key).substr(prefix_[i])));
+    };
+    if (node.height == 0) {
+      keys(node.leaves);
+      suffixes(node.leaves);
+      for (const auto& e : node.leaves) w.varint(e.value_size());
+      for (const auto& e : node.leaves) w.byte(std::byte(e.is_inline ? 0 : 1));
+      for (const auto& e : node.leaves)
+        if (!e.is_inline) w.varint(table_.index_of(node.files.at(e.ref.file)));
+      for (const auto& e : node.leaves)
+        if (!e.is_inline) w.varint(e.ref.offset);
+      for (const auto& e : node.leaves)
+        if (e.is_inline) w.bytes(e.value.view());
+    } else {
+      keys(node.children);
+      for (const auto& e : node.children) w.varint(e.subtree_common_prefix_length);
+      suffixes(node.children);
+      for (const auto& e : node.children) w.varint(table_.index_of(node.files.at(e.child.file)));
+      for (const auto& e : node.children) w.varint(e.child.offset);
+      for (const auto& e : node.children) w.varint(e.child.length);
+      for (const auto& e : node.children) w.varint(e.stats.num_keys);
+      for (const auto& e : node.children) w.varint(e.stats.num_tree_bytes);
+      for (const auto& e : node.children) w.varint(e.stats.num_indirect_value_bytes);
+    }
+  }
+
+ private:
+  const btree_node& node_;
+  std::vector<std::uint32_t> prefix_;
+  data_file_table_builder table_;
+  byte_buffer table_bytes_;
+  std::size_t size_ = 0;
+};
 }  // namespace detail
 
 /// Encodes a node's body (before the envelope). Entries must be sorted by key, strictly increasing;
 /// references index `node.files`.
 /// \throws cairn::error (errc::invalid_argument) for an empty or oversized node, unsorted or too-long keys.
 inline byte_buffer encode_btree_node_body(const btree_node& node) {
-  const std::size_t n = node.size();
-  if (n == 0 || n > max_node_entries)
-    throw error(errc::invalid_argument, "B+tree node with " + std::to_string(n) + " entries (must be 1.." +
-                                            std::to_string(max_node_entries) + ")");
-  auto check_keys = [&](const auto& entries) {
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      if (entries[i].key.size() > max_key_length)
-        throw error(errc::invalid_argument, "key of " + std::to_string(entries[i].key.size()) + " bytes exceeds 65535");
-      if (i && !(entries[i - 1].key < entries[i].key))
-        throw error(errc::invalid_argument, "B+tree keys are not strictly increasing at \"" + entries[i].key + "\"");
-    }
-  };
-  data_file_table_builder table;
+  const detail::btree_node_encoding encoding(node);
   byte_buffer body;
-  body.push_back(static_cast<std::byte>(node.height));
-  if (node.height == 0) {
-    check_keys(node.leaves);
-    for (const auto& e : node.leaves)
-      if (!e.is_inline) table.add(node.files.at(e.ref.file));
-    table.finalize(body);
-    append_varint(body, n);
-    detail::encode_keys(body, node.leaves);
-    detail::encode_key_suffixes(body, node.leaves);
-    for (const auto& e : node.leaves) append_varint(body, e.value_size());
-    for (const auto& e : node.leaves) body.push_back(std::byte(e.is_inline ? 0 : 1));
-    for (const auto& e : node.leaves)
-      if (!e.is_inline) append_varint(body, table.index_of(node.files.at(e.ref.file)));
-    for (const auto& e : node.leaves)
-      if (!e.is_inline) append_varint(body, e.ref.offset);
-    for (const auto& e : node.leaves)
-      if (e.is_inline) body.append(e.value.view());
-  } else {
-    check_keys(node.children);
-    for (const auto& e : node.children) table.add(node.files.at(e.child.file));
-    table.finalize(body);
-    append_varint(body, n);
-    detail::encode_keys(body, node.children);
-    for (const auto& e : node.children) append_varint(body, e.subtree_common_prefix_length);
-    detail::encode_key_suffixes(body, node.children);
-    for (const auto& e : node.children) append_varint(body, table.index_of(node.files.at(e.child.file)));
-    for (const auto& e : node.children) append_varint(body, e.child.offset);
-    for (const auto& e : node.children) append_varint(body, e.child.length);
-    for (const auto& e : node.children) append_varint(body, e.stats.num_keys);
-    for (const auto& e : node.children) append_varint(body, e.stats.num_tree_bytes);
-    for (const auto& e : node.children) append_varint(body, e.stats.num_indirect_value_bytes);
-  }
+  body.reserve(encoding.size());
+  detail::body_buffer_writer w{body};
+  encoding.write(w);
   return body;
 }
 
-/// Encodes a node in its envelope.
+/// Encodes a node in its envelope. The body is compressed as it is written, in pieces: a leaf node
+/// of 100,000 arrays' metadata is some 60 MB before compression and never has to exist whole.
+/// \throws cairn::error (errc::invalid_argument) as `encode_btree_node_body`.
 inline byte_buffer encode_btree_node(const btree_node& node, compression c) {
-  return encode_envelope(btree_node_magic, encode_btree_node_body(node).view(), c);
+  const detail::btree_node_encoding encoding(node);
+  return encode_envelope_pieces(btree_node_magic, encoding.size(), c, [&](auto&& feed) {
+    detail::body_piece_writer<std::remove_reference_t<decltype(feed)>> w(feed, std::size_t{1} << 20);
+    encoding.write(w);
+    w.flush();
+  });
 }
 
 /// Decodes a node. `transitive_path` is the base path of the data file the node was read from.

@@ -5,6 +5,7 @@
 /// (raw, or exactly one zstd frame), u32le CRC-32C of everything before it`. Pure: no I/O.
 #pragma once
 
+#include <algorithm>  // std::max
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>  // std::snprintf
@@ -52,6 +53,46 @@ inline byte_buffer encode_envelope(std::uint32_t magic, byte_view body, compress
   append_varint(out, 0);                                    // format version
   append_varint(out, static_cast<std::uint64_t>(c.kind));   // compression format
   out.append(stored);
+  const std::size_t total = out.size() + 4;
+  store_le<std::uint64_t>(out.data() + 4, total);
+  std::byte crc[4];
+  store_le<std::uint32_t>(crc, crc32c(out.view()));
+  out.append(byte_view(crc, 4));
+  return out;
+}
+
+/// Wraps a body of `body_size` bytes that `produce` hands over in pieces (`produce(feed)` calls
+/// `feed(byte_view)` for consecutive pieces) in an envelope, compressing it as `c` says: the same bytes
+/// as `encode_envelope` of the whole body, without the whole body ever in memory.
+/// \throws cairn::error (errc::invalid_argument) if the pieces do not add up to `body_size`.
+template <class Produce>
+byte_buffer encode_envelope_pieces(std::uint32_t magic, std::size_t body_size, compression c, Produce&& produce) {
+  byte_buffer out;
+  const bool zstd = c.kind == compression::method::zstd;
+  // Compressed nodes shrink a lot (keys and repeated metadata); the buffer grows if this is short.
+  out.reserve(12 + 2 + (zstd ? body_size / 4 + (std::size_t{64} << 10) : body_size) + 4);
+  out.resize(12);
+  store_be<std::uint32_t>(out.data(), magic);
+  append_varint(out, 0);
+  append_varint(out, static_cast<std::uint64_t>(c.kind));
+  if (zstd) {
+    struct growing {
+      byte_buffer& b;
+      mutable_byte_view space() {
+        constexpr std::size_t room = std::size_t{256} << 10;
+        if (b.capacity() - b.size() < room) b.reserve(b.size() + std::max(room, b.size() / 2));
+        return mutable_byte_view(b.data() + b.size(), b.capacity() - b.size());
+      }
+      void produced(std::size_t n) { b.resize(b.size() + n); }
+    } sink{out};
+    codec::zstd_compress_pieces(body_size, c.level, std::forward<Produce>(produce), sink);
+  } else {
+    const std::size_t start = out.size();
+    produce([&](byte_view piece) { out.append(piece); });
+    if (out.size() - start != body_size)
+      throw error(errc::invalid_argument, "envelope body of " + std::to_string(out.size() - start) + " bytes, " +
+                                              std::to_string(body_size) + " announced");
+  }
   const std::size_t total = out.size() + 4;
   store_le<std::uint64_t>(out.data() + 4, total);
   std::byte crc[4];
