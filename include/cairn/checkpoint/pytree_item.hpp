@@ -680,20 +680,24 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     }
     if (db) db->commit();
   };
+  auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
+  // The files beside `_METADATA` are written (and synced) while the data is: a model's `_sharding` and
+  // `array_metadatas` are tens of MB. `_METADATA`, which makes the directory an item, waits for the data.
   auto print_metadata = [&] {
     if (!array_metas.empty()) array_metadatas_text = to_json(array_metas);
     if (!strings.empty()) part.strings = strings_file_json(strings);
     if (!shardings.empty()) part.sharding = sharding_file_json(std::move(shardings));
+    std::filesystem::create_directories(dir);
+    if (!array_metadatas_text.empty()) put("array_metadatas/process_" + std::to_string(part_index), array_metadatas_text);
+    if (!multi) {
+      if (!part.strings.empty()) put("_strings.json", part.strings);
+      if (!part.sharding.empty()) put("_sharding", part.sharding);
+    }
     part.metadata = to_json(meta);
   };
   run_side_by_side(data.size() >= parallel_leaf_threshold, write_data, print_metadata);
   part.has_database = db.has_value();
-  std::filesystem::create_directories(dir);
-  auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
-  if (!array_metadatas_text.empty()) put("array_metadatas/process_" + std::to_string(part_index), array_metadatas_text);
   if (!multi) {
-    if (!part.strings.empty()) put("_strings.json", part.strings);
-    if (!part.sharding.empty()) put("_sharding", part.sharding);
     put("_METADATA", part.metadata);
     put(commit_success_file, "Checkpoint commit was successful to " + dir.string());
   }

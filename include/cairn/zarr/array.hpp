@@ -48,11 +48,17 @@ class metadata_cache {
   array_metadata parse(std::string_view text, What&& what) {
     {
       std::lock_guard lock(mutex_);
-      if (auto it = parsed_.find(text); it != parsed_.end()) return it->second;
+      // Neighbouring arrays mostly share their document: comparing with the last one found costs a
+      // fraction of hashing it.
+      if (last_ && last_->first == text) return last_->second;
+      if (auto it = parsed_.find(text); it != parsed_.end()) {
+        last_ = &*it;
+        return it->second;
+      }
     }
     array_metadata m = parse_metadata(text, what());
     std::lock_guard lock(mutex_);
-    if (parsed_.size() < max_entries) parsed_.emplace(std::string(text), m);
+    if (parsed_.size() < max_entries) last_ = &*parsed_.emplace(std::string(text), m).first;
     return m;
   }
 
@@ -64,6 +70,7 @@ class metadata_cache {
   };
   std::mutex mutex_;
   std::unordered_map<std::string, array_metadata, text_hash, std::equal_to<>> parsed_;
+  const std::pair<const std::string, array_metadata>* last_ = nullptr;  // entries never move nor leave
 };
 
 /// A zarr v2 or v3 array opened for reading.
