@@ -115,6 +115,17 @@ TEST_CASE("value: builders") {
   CHECK(value(3).size() == 0);
 }
 
+TEST_CASE("writer: raw_value inserts a value rendered once, with the separators of its place") {
+  const std::string quoted = writer().value("a \"b\"").take();
+  writer w({.spaced = true});
+  w.begin_object().key("x").raw_value(quoted).key("y").begin_array().raw_value("[1, 2]").raw_value(quoted).end_array();
+  CHECK(w.end_object().take() == R"({"x": "a \"b\"", "y": [[1, 2], "a \"b\""]})");
+  writer bad;
+  bad.begin_object();
+  CHECK_THROWS_WITH_AS(bad.raw_value("1"), doctest::Contains("without key()"), cairn::error);
+  CHECK(bad.key("k").raw_value("1").end_object().take() == R"({"k":1})");
+}
+
 TEST_CASE("writer: every control character and the mandatory escapes") {
   for (int c = 0; c < 0x20; ++c) {
     std::string expected;

@@ -105,7 +105,16 @@ inline std::string sharding_file_json(std::vector<std::pair<std::string, std::st
   std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
   json::writer w;
   w.begin_object();
-  for (const auto& [k, text] : entries) w.key(k).value(text);
+  // Most leaves share one sharding text (the same view): it is escaped once, not once per leaf.
+  std::string_view last;
+  std::string quoted;
+  for (const auto& [k, text] : entries) {
+    if (quoted.empty() || text.data() != last.data() || text.size() != last.size()) {
+      quoted = json::writer().value(text).take();
+      last = text;
+    }
+    w.key(k).raw_value(quoted);
+  }
   return w.end_object().take();
 }
 

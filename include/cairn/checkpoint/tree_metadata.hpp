@@ -224,20 +224,31 @@ inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view
 /// Returns `_METADATA` text as Orbax writes it (Python `json.dumps` with default separators).
 /// Streamed: a model has up to millions of entries, and a DOM would cost several allocations each.
 inline std::string to_json(const tree_metadata& m) {
-  json::writer w({.spaced = true});
+  const json::write_options layout{.spaced = true};
+  json::writer w(layout);
   w.begin_object().key("tree_metadata").begin_object();
+  // Leaves mostly repeat the value metadata of the one before (same kind and shape): it is rendered
+  // once per run of equal ones.
+  const tree_metadata_entry* last = nullptr;
+  std::string value_text;
   for (const auto& e : m.entries) {
     w.key(tree_metadata_key(e.path)).begin_object().key("key_metadata").begin_array();
     for (const auto& k : e.path)
       w.begin_object().key("key").value(k.str()).key("key_type").value(static_cast<int>(k.type())).end_object();
-    w.end_array().key("value_metadata").begin_object();
-    w.key("value_type").value(e.value_type).key("skip_deserialize").value(e.skip_deserialize);
-    if (e.write_shape) {
-      w.key("write_shape").begin_array();
-      for (auto d : *e.write_shape) w.value(d);
-      w.end_array();
+    w.end_array();
+    if (!last || last->value_type != e.value_type || last->skip_deserialize != e.skip_deserialize ||
+        last->write_shape != e.write_shape) {
+      json::writer v(layout);
+      v.begin_object().key("value_type").value(e.value_type).key("skip_deserialize").value(e.skip_deserialize);
+      if (e.write_shape) {
+        v.key("write_shape").begin_array();
+        for (auto d : *e.write_shape) v.value(d);
+        v.end_array();
+      }
+      value_text = v.end_object().take();
+      last = &e;
     }
-    w.end_object().end_object();
+    w.key("value_metadata").raw_value(value_text).end_object();
   }
   w.end_object();
   w.key("use_ocdbt").value(m.use_ocdbt.value_or(true));

@@ -147,6 +147,15 @@ class writer {
     }
     return *this;
   }
+  /// Writes `text`, which is already one JSON value in this writer's layout, as it is: a value that
+  /// repeats across thousands of members is rendered once and copied (e.g. `_sharding`'s values).
+  /// \pre `text` is exactly one well-formed JSON value (not checked: it was written by a `writer`).
+  /// \throws cairn::error (errc::invalid_argument) if no value may start here
+  writer& raw_value(std::string_view text) {
+    before_value();
+    out_.append(text);
+    return *this;
+  }
   writer& value(const std::string& s) { return value(std::string_view(s)); }
   writer& value(const char* s) { return value(std::string_view(s)); }
   /// Writes a whole value (objects sorted when `sort_keys`).
