@@ -212,6 +212,35 @@ TEST_CASE("large chunks are streamed into the data file while they are encoded, 
     }
 }
 
+TEST_CASE("batches of small arrays are encoded while the batch before is written, and either failure is reported") {
+  cairn_test::temp_dir dir;
+  // 2,500 arrays of 1,600 incompressible bytes: stored out of line (above the 1,024-byte inline limit),
+  // in three batches, the second and third encoded while the one before goes to the data files.
+  std::mt19937 rng(11);
+  dynamic_tree::map_type leaves;
+  for (int i = 0; i < 2500; ++i) {
+    std::vector<std::int32_t> v(400);
+    for (auto& x : v) x = static_cast<std::int32_t>(rng());
+    char name[16];
+    std::snprintf(name, sizeof name, "w%04d", i);
+    leaves.emplace(name, cairn::host_array::from(std::span<const std::int32_t>(v), cairn::shape{400}));
+  }
+  const dynamic_tree tree(std::move(leaves));
+  cairn::pytree_save_options o;
+  o.fsync = cairn::kvstore::fsync_policy::none;
+  const fs::path item = dir.path() / "item";
+  cairn::write_pytree_item(item, tree, o);
+  CHECK(cairn::pytree_item(item).read() == tree);
+  CHECK(fs::exists(item / "d"));
+  // The first put of the first batch fails (no data file can be made) while the second is encoded.
+  const fs::path broken = dir.path() / "broken";
+  fs::create_directories(broken);
+  std::ofstream(broken / "d") << "not a directory";
+  CHECK_THROWS_AS(cairn::write_pytree_item(broken, tree, o), cairn::error);
+  CHECK_FALSE(fs::exists(broken / "_METADATA"));
+  CHECK_FALSE(fs::exists(broken / "manifest.ocdbt"));
+}
+
 TEST_CASE("a tree of many leaves is written and opened on two threads") {
   cairn_test::temp_dir dir;
   // 1,600 leaves: above the count at which the writer works on two threads, and a `_METADATA` above

@@ -646,15 +646,48 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   auto small = [&](const data_leaf& d) {
     return d.leaf->type() != dynamic_tree::kind::sharded && leaf_view(*d.leaf).num_bytes() <= small_leaf_bytes;
   };
-  auto write_data = [&] {
-    std::vector<std::shared_ptr<const zarr_memo>> batch_md;
+  // A batch of small arrays: encoded on several threads, then put in leaf order.
+  struct batch {
+    std::size_t begin = 0, end = 0;
+    unsigned threads = 1;
+    std::vector<std::shared_ptr<const zarr_memo>> md;
     std::vector<std::vector<std::pair<std::string, byte_buffer>>> encoded;
+    std::vector<std::exception_ptr> failed;
+  };
+  auto encode_batch = [&](batch& b) {
+    b.encoded.assign(b.end - b.begin, {});
+    b.failed = parallel_for_each_index(b.end - b.begin, b.threads, [&](std::size_t k) {
+      const array_view v = leaf_view(*data[b.begin + k].leaf);
+      zarr::write_chunks(b.md[k]->md, box(v.shape()), v,
+                         [&](const std::string& key, byte_buffer&& bytes) { b.encoded[k].emplace_back(key, std::move(bytes)); });
+    });
+  };
+  auto put_batch = [&](batch& b) {
+    for (std::size_t k = 0; k < b.end - b.begin; ++k) {
+      if (b.failed[k]) std::rethrow_exception(b.failed[k]);
+      const std::string& param = data[b.begin + k].param;
+      put_zarr(param, *b.md[k], [&] {
+        for (auto& [key, bytes] : b.encoded[k]) put_value(param, key, std::move(bytes));
+      });
+    }
+  };
+  auto write_data = [&] {
+    // Batches are pipelined: while one batch's bytes are put (and written to the data files), the
+    // next one is encoded on other threads.
+    std::optional<batch> ready, spare;  // encoded and not yet put; a put one whose memory is reused
+    auto put_ready = [&] {
+      if (!ready) return;
+      put_batch(*ready);
+      spare = std::move(ready);
+      ready.reset();
+    };
     for (std::size_t i = 0; i < data.size();) {
       std::size_t j = i;
       std::uint64_t bytes = 0;
       while (j < data.size() && j - i < batch_leaves && bytes < batch_bytes && small(data[j])) bytes += leaf_view(*data[j++].leaf).num_bytes();
       const unsigned threads = parallel_threads(j - i, bytes >= batch_bytes / 2);
       if (threads < 2) {  // a large or sharded leaf, or too few small ones to share out: one by one
+        put_ready();
         for (const std::size_t end = std::max(j, i + 1); i < end; ++i) {
           const data_leaf& d = data[i];
           if (d.leaf->type() == dynamic_tree::kind::sharded) write_sharded(d);
@@ -662,22 +695,20 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
         }
         continue;
       }
-      batch_md.clear();
-      for (std::size_t k = i; k < j; ++k) batch_md.push_back(zarr_metadata(leaf_view(*data[k].leaf), data[k].chunk));
-      encoded.assign(j - i, {});
-      const auto failed = parallel_for_each_index(j - i, threads, [&](std::size_t k) {
-        const array_view v = leaf_view(*data[i + k].leaf);
-        zarr::write_chunks(batch_md[k]->md, box(v.shape()), v,
-                           [&](const std::string& key, byte_buffer&& b) { encoded[k].emplace_back(key, std::move(b)); });
-      });
-      for (std::size_t k = 0; k < j - i; ++k) {
-        if (failed[k]) std::rethrow_exception(failed[k]);
-        put_zarr(data[i + k].param, *batch_md[k], [&] {
-          for (auto& [key, b] : encoded[k]) put_value(data[i + k].param, key, std::move(b));
-        });
-      }
+      batch b = spare ? std::move(*spare) : batch{};
+      spare.reset();
+      b.begin = i;
+      b.end = j;
+      b.threads = threads;
+      b.md.clear();
+      for (std::size_t k = i; k < j; ++k) b.md.push_back(zarr_metadata(leaf_view(*data[k].leaf), data[k].chunk));
+      // A failure to put the ready batch concerns earlier leaves than any of this batch's, which
+      // are kept per leaf and reported when this batch is put.
+      run_side_by_side(ready.has_value(), [&] { encode_batch(b); }, put_ready);
+      ready = std::move(b);
       i = j;
     }
+    put_ready();
     if (db) db->commit();
   };
   auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
