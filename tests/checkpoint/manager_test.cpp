@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -406,8 +407,24 @@ TEST_CASE("a state of many leaves is written, opened and read on several threads
   cairn_test::temp_dir dir;
   // 2,000 leaves: the writer encodes them in batches on several threads and prints `_METADATA` meanwhile;
   // the reader opens the database while it parses that `_METADATA` (over 256 KiB) and reads leaves in parallel.
+  // Every fourth leaf holds 12 KB of incompressible bits: stored out of line, some 6 MB of them, so
+  // that full batches of the data file go to disk on the sink's own thread while the next one fills.
   state_t state;
-  for (int i = 0; i < 2000; ++i) state.emplace("leaf_" + std::to_string(i), make_state(i, 8 + i % 7).at("w"));
+  std::uint32_t bits = 12345;
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 4) {
+      state.emplace("leaf_" + std::to_string(i), make_state(i, 8 + i % 7).at("w"));
+      continue;
+    }
+    host_array w(dtype::uint32, shape{3000});
+    for (auto& x : std::span(reinterpret_cast<std::uint32_t*>(w.mutable_bytes().data()), 3000)) {
+      bits ^= bits << 13;
+      bits ^= bits >> 17;
+      bits ^= bits << 5;
+      x = bits;
+    }
+    state.emplace("leaf_" + std::to_string(i), std::move(w));
+  }
   checkpoint_manager m(dir.path(), quick());
   CHECK(m.save(1, state));
   m.wait_until_finished();

@@ -27,6 +27,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -83,6 +84,7 @@ class data_file_sink {
   data_file_sink(const data_file_sink&) = delete;
   data_file_sink& operator=(const data_file_sink&) = delete;
   ~data_file_sink() {
+    stop_batch_writer();
     for (auto& f : files_) {
       if (f.direct_fd >= 0) ::close(f.direct_fd);
       if (f.fd >= 0) ::close(f.fd);
@@ -169,6 +171,7 @@ class data_file_sink {
 
   /// Makes every data file durable (or, on other stores, writes it) before the manifest refers to it.
   void finish() {
+    drain_batches();
     std::lock_guard lock(mutex_);
     for (auto& f : files_) {
       if (f.on_disk) {
@@ -399,13 +402,74 @@ class data_file_sink {
       fd = f.fd;
       direct_fd = f.direct_fd;
     }
-    if (!full.empty()) {
-      write_batch(fd, direct_fd, full, full_at, root_ / name);
-      // The next batch reuses this one's memory: a fresh 4 MiB buffer faults in every page again.
-      std::lock_guard lock(mutex_);
-      if (spare_.capacity() == 0) spare_ = std::move(full);
-    }
+    if (!full.empty()) submit_batch(batch_job{std::move(full), fd, direct_fd, full_at, root_ / name});
     return {data_file_id{"", std::move(name)}, offset};
+  }
+
+  // A full batch goes to disk on a thread of its own while the next one fills, so that the caller
+  // (putting a save's small arrays) does not wait for the disk. One write is in flight at a time: a
+  // second full batch waits for it, which bounds the memory to two batches besides the one filling.
+  struct batch_job {
+    byte_buffer buffer;
+    int fd = -1, direct_fd = -1;
+    std::uint64_t at = 0;
+    std::filesystem::path path;
+  };
+  void submit_batch(batch_job job) {
+    std::unique_lock lock(jobs_mutex_);
+    jobs_cv_.wait(lock, [&] { return !job_ || job_failure_; });
+    if (job_failure_) std::rethrow_exception(job_failure_);
+    if (!job_thread_.joinable()) {
+      try {
+        job_thread_ = std::thread([this] { write_batches(); });
+      } catch (const std::system_error&) {  // no thread to spare: write it here
+        lock.unlock();
+        write_and_keep(job);
+        return;
+      }
+    }
+    job_ = std::move(job);
+    jobs_cv_.notify_all();
+  }
+  void write_batches() {
+    std::unique_lock lock(jobs_mutex_);
+    for (;;) {
+      jobs_cv_.wait(lock, [&] { return stop_ || (job_ && !job_busy_); });
+      if (!job_ || job_busy_) return;  // stopping with nothing queued
+      job_busy_ = true;
+      lock.unlock();
+      std::exception_ptr failed;
+      try {
+        write_and_keep(*job_);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      lock.lock();
+      job_.reset();
+      job_busy_ = false;
+      if (failed && !job_failure_) job_failure_ = failed;
+      jobs_cv_.notify_all();
+    }
+  }
+  void write_and_keep(batch_job& job) {
+    write_batch(job.fd, job.direct_fd, job.buffer, job.at, job.path);
+    // The next batch reuses this one's memory: a fresh 4 MiB buffer faults in every page again.
+    std::lock_guard lock(mutex_);
+    if (spare_.capacity() == 0) spare_ = std::move(job.buffer);
+  }
+  // Waits for the batch in flight; rethrows the first failure of a batch write.
+  void drain_batches() {
+    std::unique_lock lock(jobs_mutex_);
+    jobs_cv_.wait(lock, [&] { return !job_ || job_failure_; });
+    if (job_failure_) std::rethrow_exception(job_failure_);
+  }
+  void stop_batch_writer() noexcept {
+    {
+      std::lock_guard lock(jobs_mutex_);
+      stop_ = true;
+    }
+    jobs_cv_.notify_all();
+    if (job_thread_.joinable()) job_thread_.join();
   }
 
   // Detaches `f`'s batch; later values start on the next block boundary, past the batch's padding.
@@ -434,6 +498,13 @@ class data_file_sink {
   std::mutex mutex_;
   std::vector<file> files_;
   byte_buffer spare_;  // a written batch's buffer, for the next batch
+  std::mutex jobs_mutex_;
+  std::condition_variable jobs_cv_;
+  std::optional<batch_job> job_;  // the full batch waiting for, or being written by, job_thread_
+  bool job_busy_ = false;
+  bool stop_ = false;
+  std::exception_ptr job_failure_;
+  std::thread job_thread_;  // joined first thing in the destructor, before the files close
 };
 
 }  // namespace detail
