@@ -206,7 +206,7 @@ struct restore_report {
 namespace detail {
 
 struct saved_leaf {
-  std::string value_type;
+  std::string_view value_type;  // into the open item's metadata, or a constant
 };
 
 struct target_leaf {
@@ -363,7 +363,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     for (const auto& e : item.metadata()->entries)
       if (!value_type::is_empty_node(e.value_type)) saved.emplace(e.path, detail::saved_leaf{e.value_type});
   } else {
-    for (const auto& name : item.array_names()) saved.emplace(key_path{key(name)}, detail::saved_leaf{std::string(value_type::np_ndarray)});
+    for (const auto& name : item.array_names()) saved.emplace(key_path{key(name)}, detail::saved_leaf{value_type::np_ndarray});
   }
   struct saved_name_entry {
     const key_path* path;
@@ -393,7 +393,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   struct plan_entry {
     detail::target_leaf* leaf;
     std::string saved;
-    std::string value_type;
+    std::string_view value_type;
     bool cast = false;
     std::optional<zarr::array> array;  // opened once, for the checks and the read
   };
@@ -407,18 +407,18 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       continue;
     }
     it->second.used = true;
-    const std::string& vt = saved.at(*it->second.path).value_type;
+    const std::string_view vt = saved.at(*it->second.path).value_type;
     const bool want_array = t.expect.value_type == "array", want_scalar = t.expect.value_type == "scalar";
     const bool kind_ok = want_array ? detail::is_array_type(vt)
                          : want_scalar ? (vt == value_type::scalar || detail::is_array_type(vt))
                                        : vt == t.expect.value_type;
     if (!kind_ok) {
-      type_problems.push_back("\"" + t.name + "\": checkpoint holds a " + vt + ", target expects a " + std::string(t.expect.value_type));
+      type_problems.push_back("\"" + t.name + "\": checkpoint holds a " + std::string(vt) + ", target expects a " + std::string(t.expect.value_type));
       continue;
     }
-    plan_entry pe{&t, *name, vt, false, std::nullopt};
+    plan_entry pe{&t, std::move(*name), vt, false, std::nullopt};
     if (want_array || want_scalar) {
-      const auto& md = pe.array.emplace(item.open_array(*name)).metadata();
+      const auto& md = pe.array.emplace(item.open_array(pe.saved)).metadata();
       auto on_disk = [&] { return std::string(info(md.type).short_name) + to_string(md.shape); };  // for messages only
       if (t.expect.shape && md.shape != *t.expect.shape)
         shape_problems.push_back("\"" + t.name + "\": checkpoint " + on_disk() + ", target " +

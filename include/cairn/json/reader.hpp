@@ -7,7 +7,6 @@
 /// first offending byte; valid input never pays for it. Stricter than simdjson alone: duplicate keys are errors.
 #pragma once
 
-#include <algorithm>  // std::sort
 #include <cerrno>  // errno, ENOENT
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -471,8 +471,8 @@ class json_dom_converter {
         json::object_type out;
         out.reserve(o.size());
         // Large objects (tree metadata of big models) would make the pairwise check quadratic: their
-        // keys are sorted once, before any member is converted, and the first repeat in document
-        // order is reported, as the pairwise check does.
+        // keys go through a hash set once, before any member is converted, and the first repeat in
+        // document order is reported, as the pairwise check does.
         if (o.size() > 16) check_keys(o, ordinal);
         for (const simdjson::dom::key_value_pair kv : o) {
           if (o.size() <= 16)
@@ -494,16 +494,14 @@ class json_dom_converter {
 
  private:
   void check_keys(const simdjson::dom::object& o, std::size_t ordinal) const {
-    std::vector<std::pair<std::string_view, std::size_t>> keys;  // key, member index
-    keys.reserve(o.size());
-    for (const simdjson::dom::key_value_pair kv : o) keys.emplace_back(kv.key, keys.size());
-    std::sort(keys.begin(), keys.end());
-    std::size_t first_repeat = keys.size();  // the smallest index whose key an earlier member has
-    for (std::size_t i = 1; i < keys.size(); ++i)
-      if (keys[i].first == keys[i - 1].first && keys[i].second < first_repeat) first_repeat = keys[i].second;
-    if (first_repeat == keys.size()) return;
-    for (const auto& [key, index] : keys)
-      if (index == first_repeat) throw_duplicate(ordinal, index, key);
+    // In document order: the first key already seen is the first repeat, the one to report.
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(o.size());
+    std::size_t index = 0;
+    for (const simdjson::dom::key_value_pair kv : o) {
+      if (!seen.insert(kv.key).second) throw_duplicate(ordinal, index, kv.key);
+      ++index;
+    }
   }
   [[noreturn]] void throw_duplicate(std::size_t ordinal, std::size_t index, std::string_view key) const {
     const auto where = json_scanner(text_).locate_member(ordinal, index);

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -43,9 +44,10 @@ struct read_options {
 /// `parse` may be called from several threads at once.
 class metadata_cache {
  public:
-  /// Returns `parse_metadata(text, what())`, parsing each distinct `text` once.
+  /// Returns `parse_metadata(text, what())`, parsing each distinct `text` once; the arrays opened from
+  /// one document share its parsed metadata.
   template <class What>
-  array_metadata parse(std::string_view text, What&& what) {
+  std::shared_ptr<const array_metadata> parse(std::string_view text, What&& what) {
     {
       std::lock_guard lock(mutex_);
       // Neighbouring arrays mostly share their document: comparing with the last one found costs a
@@ -56,7 +58,7 @@ class metadata_cache {
         return it->second;
       }
     }
-    array_metadata m = parse_metadata(text, what());
+    auto m = std::make_shared<const array_metadata>(parse_metadata(text, what()));
     std::lock_guard lock(mutex_);
     if (parsed_.size() < max_entries) last_ = &*parsed_.emplace(std::string(text), m).first;
     return m;
@@ -69,8 +71,8 @@ class metadata_cache {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   std::mutex mutex_;
-  std::unordered_map<std::string, array_metadata, text_hash, std::equal_to<>> parsed_;
-  const std::pair<const std::string, array_metadata>* last_ = nullptr;  // entries never move nor leave
+  std::unordered_map<std::string, std::shared_ptr<const array_metadata>, text_hash, std::equal_to<>> parsed_;
+  const std::pair<const std::string, std::shared_ptr<const array_metadata>>* last_ = nullptr;  // entries never move nor leave
 };
 
 /// A zarr v2 or v3 array opened for reading.
@@ -81,14 +83,14 @@ class array {
   /// Wraps an array whose metadata is already known. `name` is used in messages (e.g. the param name).
   /// \throws cairn::error (errc::invalid_argument) if `m` is inconsistent.
   array(kvstore::store store, std::string name, array_metadata m)
-      : store_(std::move(store)), name_(std::move(name)), metadata_(std::move(m)) {
-    detail::check_metadata(metadata_, errc::invalid_argument, "array " + cairn::detail::json_quote(name_));
+      : store_(std::move(store)), name_(std::move(name)), metadata_(std::make_shared<const array_metadata>(std::move(m))) {
+    detail::check_metadata(*metadata_, errc::invalid_argument, "array " + cairn::detail::json_quote(name_));
   }
 
  private:
   struct trusted {};
   // For metadata that `parse_metadata` has already checked.
-  array(kvstore::store store, std::string name, array_metadata m, trusted)
+  array(kvstore::store store, std::string name, std::shared_ptr<const array_metadata> m, trusted)
       : store_(std::move(store)), name_(std::move(name)), metadata_(std::move(m)) {}
 
  public:
@@ -107,9 +109,9 @@ class array {
       auto what = [&] {
         return "array " + cairn::detail::json_quote(name) + ", key " + cairn::detail::json_quote(store.full_key(key));
       };
-      array_metadata m = cache ? cache->parse(text, what) : parse_metadata(text, what());
-      if (m.zarr_format != format)
-        throw error(errc::corrupted, what() + ": holds zarr_format " + std::to_string(m.zarr_format));
+      auto m = cache ? cache->parse(text, what) : std::make_shared<const array_metadata>(parse_metadata(text, what()));
+      if (m->zarr_format != format)
+        throw error(errc::corrupted, what() + ": holds zarr_format " + std::to_string(m->zarr_format));
       return array(std::move(store), std::move(name), std::move(m), trusted{});
     }
     const std::string label = "array " + cairn::detail::json_quote(name);
@@ -118,19 +120,19 @@ class array {
                                      store.describe());
   }
 
-  const array_metadata& metadata() const noexcept { return metadata_; }
+  const array_metadata& metadata() const noexcept { return *metadata_; }
   const std::string& name() const noexcept { return name_; }
   const kvstore::store& store() const noexcept { return store_; }
   /// The array's shape.
-  const cairn::shape& shape() const noexcept { return metadata_.shape; }
+  const cairn::shape& shape() const noexcept { return metadata_->shape; }
   /// The element type.
-  dtype type() const noexcept { return metadata_.type; }
+  dtype type() const noexcept { return metadata_->type; }
 
   /// Returns the indices of the chunks (v3: shards) a `read(region, …)` fetches, in the order it fetches them.
   /// \throws cairn::error (errc::invalid_argument) if `region` is not inside the array.
   std::vector<std::vector<index_t>> chunks_for(const box& region) const {
     check_region(region);
-    return chunks_intersecting(metadata_, region);
+    return chunks_intersecting(*metadata_, region);
   }
 
   /// Reads the elements of `region` into `out` (a host view of `region`'s shape, any strides), fetching
@@ -143,8 +145,8 @@ class array {
   void read(const box& region, const mutable_array_view& out, read_options options = {}) const {
     check_region(region);
     if (!out.space().is_host()) throw error(errc::unsupported, label() + ": read needs a host view");
-    if (out.type() != metadata_.type)
-      throw error(errc::type_mismatch, label() + ": reading " + std::string(name_of(metadata_.type)) +
+    if (out.type() != metadata_->type)
+      throw error(errc::type_mismatch, label() + ": reading " + std::string(name_of(metadata_->type)) +
                                            " elements into a " + std::string(name_of(out.type())) + " view");
     if (out.shape() != region.shape())
       throw error(errc::shape_mismatch, label() + ": region " + to_string(region) + " has shape " +
@@ -155,9 +157,9 @@ class array {
     for (std::size_t i = 0; i < to_region.size(); ++i) to_region[i] = -region.origin(i);
     byte_buffer staging;
     std::vector<std::byte> fill_element;
-    for_each_chunk(metadata_, region, [&](std::span<const index_t> k) {
-      const std::string key = chunk_key(metadata_, k);
-      const box cbox = chunk_box(metadata_, k);
+    for_each_chunk(*metadata_, region, [&](std::span<const index_t> k) {
+      const std::string key = chunk_key(*metadata_, k);
+      const box cbox = chunk_box(*metadata_, k);
       const box part = intersect(cbox, region);
       const mutable_array_view dst = out.sub(part.translated(to_region));
       kvstore::read_result r = kvstore::read(store_, key);
@@ -166,18 +168,18 @@ class array {
           throw error(errc::not_found, label() + ": chunk " + to_string(k) + " (key " +
                                            cairn::detail::json_quote(store_.full_key(key)) +
                                            ") is missing; Orbax writes every chunk");
-        if (fill_element.empty()) fill_element = fill_value_bytes(metadata_);
+        if (fill_element.empty()) fill_element = fill_value_bytes(*metadata_);
         fill(dst, fill_element);
         return;
       }
       const std::string what = label() + ", key " + cairn::detail::json_quote(store_.full_key(key));
       if (part == cbox && dst.is_c_contiguous()) {
-        decode_chunk(metadata_, r->view(), dst, what);
+        decode_chunk(*metadata_, r->view(), dst, what);
         return;
       }
-      if (staging.empty()) staging.resize(chunk_num_bytes(metadata_));
-      const mutable_array_view whole(staging.data(), metadata_.type, cairn::shape(metadata_.chunk_shape));
-      decode_chunk(metadata_, r->view(), whole, what);
+      if (staging.empty()) staging.resize(chunk_num_bytes(*metadata_));
+      const mutable_array_view whole(staging.data(), metadata_->type, cairn::shape(metadata_->chunk_shape));
+      decode_chunk(*metadata_, r->view(), whole, what);
       std::vector<index_t> to_chunk(cbox.rank());
       for (std::size_t i = 0; i < to_chunk.size(); ++i) to_chunk[i] = -cbox.origin(i);
       copy(whole.sub(part.translated(to_chunk)), dst);
@@ -188,26 +190,26 @@ class array {
   /// \throws cairn::error as `read(region, out, options)`.
   host_array read(const box& region, read_options options = {}) const {
     check_region(region);
-    host_array out(metadata_.type, region.shape());
+    host_array out(metadata_->type, region.shape());
     read(region, out.mutable_view(), options);
     return out;
   }
 
   /// Reads the whole array.
   /// \throws cairn::error as `read(region, out, options)`.
-  host_array read_all(read_options options = {}) const { return read(box(metadata_.shape), options); }
+  host_array read_all(read_options options = {}) const { return read(box(metadata_->shape), options); }
 
  private:
   std::string label() const { return "array " + cairn::detail::json_quote(name_); }
   void check_region(const box& region) const {
-    if (!box(metadata_.shape).contains(region))
+    if (!box(metadata_->shape).contains(region))
       throw error(errc::invalid_argument, label() + ": region " + to_string(region) + " is not inside " +
-                                              to_string(box(metadata_.shape)));
+                                              to_string(box(metadata_->shape)));
   }
 
   kvstore::store store_;
   std::string name_;
-  array_metadata metadata_;
+  std::shared_ptr<const array_metadata> metadata_;  // shared by the arrays of one cached document
 };
 
 /// A chunk sink that can also take a large value in pieces: it has `static constexpr bool
