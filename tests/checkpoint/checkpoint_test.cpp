@@ -212,6 +212,18 @@ TEST_CASE("large chunks are streamed into the data file while they are encoded, 
     }
 }
 
+namespace {
+// Saves `tree` into `item` whose "d" is a file, so that no data file can be made: the failure reaches
+// the caller, and the item gets no `_METADATA` and no database manifest.
+void check_data_failure_reported(const fs::path& item, const dynamic_tree& tree, const cairn::pytree_save_options& o) {
+  fs::create_directories(item);
+  std::ofstream(item / "d") << "not a directory";
+  CHECK_THROWS_AS(cairn::write_pytree_item(item, tree, o), cairn::error);
+  CHECK_FALSE(fs::exists(item / "_METADATA"));
+  CHECK_FALSE(fs::exists(item / "manifest.ocdbt"));
+}
+}  // namespace
+
 TEST_CASE("batches of small arrays are encoded while the batch before is written, and either failure is reported") {
   cairn_test::temp_dir dir;
   // 2,500 arrays of 1,600 incompressible bytes: stored out of line (above the 1,024-byte inline limit),
@@ -233,12 +245,7 @@ TEST_CASE("batches of small arrays are encoded while the batch before is written
   CHECK(cairn::pytree_item(item).read() == tree);
   CHECK(fs::exists(item / "d"));
   // The first put of the first batch fails (no data file can be made) while the second is encoded.
-  const fs::path broken = dir.path() / "broken";
-  fs::create_directories(broken);
-  std::ofstream(broken / "d") << "not a directory";
-  CHECK_THROWS_AS(cairn::write_pytree_item(broken, tree, o), cairn::error);
-  CHECK_FALSE(fs::exists(broken / "_METADATA"));
-  CHECK_FALSE(fs::exists(broken / "manifest.ocdbt"));
+  check_data_failure_reported(dir.path() / "broken", tree, o);
 }
 
 TEST_CASE("a tree of many leaves is written and opened on two threads") {
@@ -282,12 +289,7 @@ TEST_CASE("a tree of many leaves is written and opened on two threads") {
   }
   // A failure writing the data (here: "d" is a file, so no data file can be made) reaches the caller,
   // and the item gets no metadata files.
-  const fs::path broken = dir.path() / "broken";
-  fs::create_directories(broken);
-  std::ofstream(broken / "d") << "not a directory";
-  CHECK_THROWS_AS(cairn::write_pytree_item(broken, tree, o), cairn::error);
-  CHECK_FALSE(fs::exists(broken / "_METADATA"));
-  CHECK_FALSE(fs::exists(broken / "manifest.ocdbt"));
+  check_data_failure_reported(dir.path() / "broken", tree, o);
   // A leaf that cannot be stored is found before any data is written.
   dynamic_tree bad = tree;
   bad.as_map().emplace("zz", dynamic_tree(cairn::json::parse("{}", "x")));

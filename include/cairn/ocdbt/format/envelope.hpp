@@ -40,6 +40,24 @@ struct compression {
   friend constexpr bool operator==(const compression&, const compression&) = default;
 };
 
+namespace detail {
+// Starts `out` (empty) with the envelope's header; the length is filled in by `finish_envelope`.
+inline void begin_envelope(byte_buffer& out, std::uint32_t magic, compression c) {
+  out.resize(12);
+  store_be<std::uint32_t>(out.data(), magic);
+  append_varint(out, 0);                                   // format version
+  append_varint(out, static_cast<std::uint64_t>(c.kind));  // compression format
+}
+// Fills in the total length and appends the CRC-32C of everything before it.
+inline void finish_envelope(byte_buffer& out) {
+  const std::size_t total = out.size() + 4;
+  store_le<std::uint64_t>(out.data() + 4, total);
+  std::byte crc[4];
+  store_le<std::uint32_t>(crc, crc32c(out.view()));
+  out.append(byte_view(crc, 4));
+}
+}  // namespace detail
+
 /// Wraps `body` in an envelope with `magic`, compressing it as `c` says.
 /// \post decode_envelope(result, magic, ...) yields `body`.
 inline byte_buffer encode_envelope(std::uint32_t magic, byte_view body, compression c) {
@@ -48,16 +66,9 @@ inline byte_buffer encode_envelope(std::uint32_t magic, byte_view body, compress
   byte_view stored = c.kind == compression::method::zstd ? payload.view() : body;
   byte_buffer out;
   out.reserve(12 + 2 + stored.size() + 4);
-  out.resize(12);
-  store_be<std::uint32_t>(out.data(), magic);
-  append_varint(out, 0);                                    // format version
-  append_varint(out, static_cast<std::uint64_t>(c.kind));   // compression format
+  detail::begin_envelope(out, magic, c);
   out.append(stored);
-  const std::size_t total = out.size() + 4;
-  store_le<std::uint64_t>(out.data() + 4, total);
-  std::byte crc[4];
-  store_le<std::uint32_t>(crc, crc32c(out.view()));
-  out.append(byte_view(crc, 4));
+  detail::finish_envelope(out);
   return out;
 }
 
@@ -71,10 +82,7 @@ byte_buffer encode_envelope_pieces(std::uint32_t magic, std::size_t body_size, c
   const bool zstd = c.kind == compression::method::zstd;
   // Compressed nodes shrink a lot (keys and repeated metadata); the buffer grows if this is short.
   out.reserve(12 + 2 + (zstd ? body_size / 4 + (std::size_t{64} << 10) : body_size) + 4);
-  out.resize(12);
-  store_be<std::uint32_t>(out.data(), magic);
-  append_varint(out, 0);
-  append_varint(out, static_cast<std::uint64_t>(c.kind));
+  detail::begin_envelope(out, magic, c);
   if (zstd) {
     struct growing {
       byte_buffer& b;
@@ -93,11 +101,7 @@ byte_buffer encode_envelope_pieces(std::uint32_t magic, std::size_t body_size, c
       throw error(errc::invalid_argument, "envelope body of " + std::to_string(out.size() - start) + " bytes, " +
                                               std::to_string(body_size) + " announced");
   }
-  const std::size_t total = out.size() + 4;
-  store_le<std::uint64_t>(out.data() + 4, total);
-  std::byte crc[4];
-  store_le<std::uint32_t>(crc, crc32c(out.view()));
-  out.append(byte_view(crc, 4));
+  detail::finish_envelope(out);
   return out;
 }
 
