@@ -467,12 +467,17 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     zarr::array_metadata md;
     shared_bytes text;
   };
+  // Orbax's zarr metadata for an array, with the writer's (never stored) codec settings.
+  auto orbax_zarr_metadata = [&](dtype type, const shape& s, const std::vector<index_t>& chunk) {
+    auto md = zarr::orbax_metadata(o.zarr_format, type, s, chunk, o.compress);
+    md.frame_checksums = o.checksums;
+    md.zstd_min_ratio = o.min_compression_ratio;
+    return md;
+  };
   std::shared_ptr<const zarr_memo> memo;
   auto zarr_metadata = [&](const array_view& v, const std::vector<index_t>& chunk) {
     if (!memo || memo->md.type != v.type() || memo->md.shape != v.shape() || memo->md.chunk_shape != chunk) {
-      auto md = zarr::orbax_metadata(o.zarr_format, v.type(), v.shape(), chunk, o.compress);
-      md.frame_checksums = o.checksums;
-      md.zstd_min_ratio = o.min_compression_ratio;
+      auto md = orbax_zarr_metadata(v.type(), v.shape(), chunk);
       const std::string text = zarr::to_json(md);
       memo = std::make_shared<const zarr_memo>(zarr_memo{std::move(md), shared_bytes::copy_of(as_bytes(text))});
     }
@@ -617,9 +622,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   };
   auto write_sharded = [&](const data_leaf& d) {
     const sharded_array& a = d.leaf->as_sharded();
-    auto md = zarr::orbax_metadata(o.zarr_format, a.type(), a.shape(), d.chunk, o.compress);
-    md.frame_checksums = o.checksums;
-    md.zstd_min_ratio = o.min_compression_ratio;
+    const auto md = orbax_zarr_metadata(a.type(), a.shape(), d.chunk);
     auto put_sharded = streaming_put{[&](const std::string& key, byte_buffer&& bytes) {
                                        database().put(array_key(d.param, key), std::move(bytes));
                                      },
@@ -643,9 +646,6 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   // grow and shrink, and every page fault in again).
   constexpr std::uint64_t small_leaf_bytes = std::uint64_t{1} << 20, batch_bytes = std::uint64_t{4} << 20;
   constexpr std::size_t batch_leaves = 1024;
-  auto small = [&](const data_leaf& d) {
-    return d.leaf->type() != dynamic_tree::kind::sharded && leaf_view(*d.leaf).num_bytes() <= small_leaf_bytes;
-  };
   // A batch of small arrays: encoded on several threads, then put in leaf order.
   struct batch {
     std::size_t begin = 0, end = 0;
@@ -684,7 +684,12 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     for (std::size_t i = 0; i < data.size();) {
       std::size_t j = i;
       std::uint64_t bytes = 0;
-      while (j < data.size() && j - i < batch_leaves && bytes < batch_bytes && small(data[j])) bytes += leaf_view(*data[j++].leaf).num_bytes();
+      for (; j < data.size() && j - i < batch_leaves && bytes < batch_bytes; ++j) {
+        if (data[j].leaf->type() == dynamic_tree::kind::sharded) break;
+        const std::uint64_t n = leaf_view(*data[j].leaf).num_bytes();
+        if (n > small_leaf_bytes) break;
+        bytes += n;
+      }
       const unsigned threads = parallel_threads(j - i, bytes >= batch_bytes / 2);
       if (threads < 2) {  // a large or sharded leaf, or too few small ones to share out: one by one
         put_ready();

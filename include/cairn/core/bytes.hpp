@@ -15,11 +15,11 @@
 #include <new>        // std::align_val_t
 #include <span>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <utility>
 
 #include <cairn/config.hpp>
+#include <cairn/core/parallel.hpp>
 
 namespace cairn {
 
@@ -44,19 +44,10 @@ inline void copy_bytes(void* dst, const void* src, std::size_t n) {
   const std::size_t step = (n / parts + 4095) / 4096 * 4096;  // page-sized pieces: no page shared by two threads
   auto* d = static_cast<std::byte*>(dst);
   const auto* s = static_cast<const std::byte*>(src);
-  auto piece = [=](std::size_t i) {
+  (void)parallel_for_each_index(parts, static_cast<unsigned>(parts), [=](std::size_t i) {
     const std::size_t at = std::min(n, i * step);
     std::memcpy(d + at, s + at, std::min(step, n - at));
-  };
-  std::jthread helpers[3];
-  for (std::size_t i = 1; i < parts; ++i) {
-    try {
-      helpers[i - 1] = std::jthread(piece, i);
-    } catch (const std::system_error&) {
-      piece(i);  // no thread to spare: this one copies it
-    }
-  }
-  piece(0);
+  });
 }
 
 /// Views the characters of `s` as bytes.
