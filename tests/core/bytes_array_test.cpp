@@ -71,6 +71,38 @@ TEST_CASE("byte_buffer and host_array borrowing: read in place, copied on copy, 
   CHECK(owned == a);
 }
 
+TEST_CASE("byte_buffer and host_array adopting: bytes of another allocator, released with the buffer, copied on copy") {
+  auto owner = std::make_shared<std::vector<std::byte>>(64, std::byte{5});
+  std::weak_ptr<std::vector<std::byte>> alive = owner;
+  std::byte* p = owner->data();
+  const std::size_t n = owner->size();
+  auto b = cairn::byte_buffer::adopting(p, n, std::move(owner));
+  CHECK_FALSE(b.borrowed());
+  CHECK(b.data() == p);
+  CHECK(b.capacity() == 0);
+  const cairn::byte_buffer copy = b;  // a copy owns its bytes
+  CHECK(copy.data() != p);
+  CHECK(copy.view().size() == 64);
+  cairn::byte_buffer moved = std::move(b);  // a move keeps the owner
+  CHECK(moved.data() == p);
+  CHECK_FALSE(alive.expired());
+  auto a = cairn::host_array::from_buffer(cairn::dtype::int32, cairn::shape{4, 4}, std::move(moved));
+  CHECK(a.bytes().data() == p);
+  CHECK(a.values<std::int32_t>()[15] == 0x05050505);
+  CHECK_THROWS_WITH_AS(cairn::host_array::from_buffer(cairn::dtype::int32, cairn::shape{3}, cairn::byte_buffer(8)),
+                       "cairn: 8 bytes for 12 of shape [3] int32: shape mismatch", cairn::error);
+  CHECK_FALSE(alive.expired());
+  a = cairn::host_array();  // dropping the array drops the owner
+  CHECK(alive.expired());
+  auto again = std::make_shared<int>(1);
+  std::weak_ptr<int> held = again;
+  std::byte bytes[4]{};
+  auto g = cairn::byte_buffer::adopting(bytes, 4, std::move(again));
+  g.append(cairn::as_bytes("z"));  // growing moves the bytes out and lets the owner go
+  CHECK(held.expired());
+  CHECK(g.size() == 5);
+}
+
 TEST_CASE("shared_bytes slices share storage") {
   auto s = cairn::shared_bytes::copy_of(cairn::as_bytes("hello world"));
   auto w = s.slice(6, 5);

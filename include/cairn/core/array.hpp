@@ -170,6 +170,19 @@ class host_array {
   /// (a restore): large arrays then cost no zero-filling pass over fresh pages.
   static host_array uninitialized(dtype type, cairn::shape s) { return host_array(type, std::move(s), uninitialized_tag); }
 
+  /// An array over `bytes`, without copying them (a backend's pinned staging memory, say).
+  /// \throws cairn::error (errc::shape_mismatch) if `bytes` does not hold exactly `s` elements of `type`.
+  static host_array from_buffer(dtype type, cairn::shape s, byte_buffer bytes) {
+    const auto want = static_cast<std::size_t>(s.num_elements()) * size_of(type);
+    if (bytes.size() != want)
+      throw error(errc::shape_mismatch, std::to_string(bytes.size()) + " bytes for " + std::to_string(want) + " of shape " +
+                                            to_string(s) + " " + std::string(name_of(type)));
+    host_array a;
+    a.type_ = type;
+    a.shape_ = std::move(s);
+    a.buffer_ = std::move(bytes);
+    return a;
+  }
   /// Copies the elements of a typed span (C order).
   /// \throws cairn::error (errc::shape_mismatch) if values.size() != s.num_elements().
   template <element_type T>

@@ -75,8 +75,9 @@ class byte_buffer {
   static constexpr std::size_t small_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
   /// The size from which allocations get the full `alignment`.
   static constexpr std::size_t large_size = 64 * 1024;
-  /// The deleter's mark of borrowed bytes (no allocation has this alignment).
+  /// The deleter's marks of borrowed and of adopted bytes (no allocation has these alignments).
   static constexpr std::size_t borrowed_tag = 1;
+  static constexpr std::size_t adopted_tag = 2;
 
   byte_buffer() noexcept = default;
   /// Allocates `size` uninitialised bytes.
@@ -108,6 +109,17 @@ class byte_buffer {
   }
   /// Whether the bytes are borrowed (see `borrowing`).
   bool borrowed() const noexcept { return data_ && data_.get_deleter().align == borrowed_tag; }
+  /// A buffer over the `size` bytes at `p`, kept alive by `owner`, which it drops when it lets the bytes
+  /// go: memory from another allocator, such as a backend's pinned pool, handed on without a copy. As
+  /// with `borrowing`, a copy of it copies the bytes, and growing it first moves them into memory of
+  /// its own.
+  /// \pre `[p, p + size)` stays valid while `owner` (or a copy of it) lives.
+  static byte_buffer adopting(std::byte* p, std::size_t size, std::shared_ptr<void> owner) noexcept {
+    byte_buffer b;
+    b.data_ = std::unique_ptr<std::byte[], deleter>(p, deleter{adopted_tag, std::move(owner)});
+    b.size_ = size;
+    return b;
+  }
 
   byte_buffer(const byte_buffer& other) : byte_buffer(other.view()) {}
   byte_buffer& operator=(const byte_buffer& other) {
@@ -159,10 +171,15 @@ class byte_buffer {
     // User-provided constructors: a default member initializer here would not be usable until
     // byte_buffer is complete, which the unique_ptr member below needs earlier.
     deleter() noexcept : align(alignment) {}
-    explicit deleter(std::size_t a) noexcept : align(a) {}
-    std::size_t align;  // 0: allocated by the plain new; borrowed_tag: not owned
+    explicit deleter(std::size_t a, std::shared_ptr<void> o = {}) noexcept : align(a), owner(std::move(o)) {}
+    std::size_t align;  // 0: allocated by the plain new; borrowed_tag / adopted_tag: not allocated here
+    mutable std::shared_ptr<void> owner;  // what keeps adopted bytes alive (`adopting`)
     void operator()(std::byte* p) const noexcept {
       if (align == borrowed_tag) return;
+      if (align == adopted_tag) {
+        owner.reset();
+        return;
+      }
       if (align) ::operator delete[](p, std::align_val_t{align});
       else ::operator delete[](p);
     }

@@ -27,8 +27,10 @@ struct leaf_handler<T> {
     for (std::size_t i = 0; i < A::local_count(t); ++i) {
       shard s = A::local_shard(t, i);
       if (s.replica != 0) continue;
-      host_array h = host_array::uninitialized(A::type(t), s.box.shape());
-      detail::adapter_to_host(t, i, h.mutable_view());
+      host_array h = detail::adapter_stage(t, i, s.box.shape());
+      if (h.type() != A::type(t) || h.shape() != s.box.shape())
+        throw error(errc::shape_mismatch, "staged shard " + to_string(s) + " came back as " + to_string(h.shape()) + " " +
+                                              std::string(name_of(h.type())));
       keep.push_back({std::move(s), std::move(h)});
     }
     return sharded_array(A::type(t), A::global_shape(t), A::sharding(t), std::move(keep));

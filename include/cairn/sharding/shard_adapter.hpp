@@ -17,6 +17,9 @@
 ///   // ... or copies for device memory (e.g. through cairn::cuda's staging pool):
 ///   static void copy_to_host(const my_tensor&, std::size_t i, const cairn::mutable_array_view& host);
 ///   static void copy_from_host(my_tensor&, std::size_t i, const cairn::array_view& host);
+///   // Optional, for a save's staging copy: the shard in host memory the adapter provides itself
+///   // (pinned buffers reused across saves, so the copy runs at the bus's speed and faults no pages).
+///   static cairn::host_array stage(const my_tensor&, std::size_t i);
 /// };
 /// ```
 /// Such types are checkpoint leaves (handlers/sharded_leaf.hpp): a save copies the replica-0 buffers to
@@ -54,6 +57,18 @@ template <class T>
 void adapter_to_host(const T& t, std::size_t i, const mutable_array_view& host) {
   if constexpr (requires { shard_adapter<T>::copy_to_host(t, i, host); }) shard_adapter<T>::copy_to_host(t, i, host);
   else copy(shard_adapter<T>::view(t, i), host);
+}
+// The save's staging copy of shard `i`: the adapter's own `stage` where it has one, else a fresh host
+// array filled through `adapter_to_host`.
+template <class T>
+host_array adapter_stage(const T& t, std::size_t i, const shape& local) {
+  if constexpr (requires { { shard_adapter<T>::stage(t, i) } -> std::same_as<host_array>; }) {
+    return shard_adapter<T>::stage(t, i);
+  } else {
+    host_array h = host_array::uninitialized(shard_adapter<T>::type(t), local);
+    adapter_to_host(t, i, h.mutable_view());
+    return h;
+  }
 }
 template <class T>
 void adapter_from_host(T& t, std::size_t i, const array_view& host) {
