@@ -731,7 +731,23 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     }
     part.metadata = to_json(meta);
   };
-  run_side_by_side(data.size() >= parallel_leaf_threshold, write_data, print_metadata);
+  try {
+    run_side_by_side(data.size() >= parallel_leaf_threshold, write_data, print_metadata);
+  } catch (...) {
+    // Take back the files written beside the failed data: what is left is no more than the partial
+    // data directory, as when they were written after it.
+    for (const std::string& key : {"array_metadatas/process_" + std::to_string(part_index), std::string("_strings.json"),
+                                   std::string("_sharding")}) {
+      if (multi && key[0] == '_') continue;  // written by the primary's finish, not here
+      try {
+        kvstore::erase(files, key);
+      } catch (const error&) {  // the first failure is the one to report
+      }
+    }
+    std::error_code ignored;
+    std::filesystem::remove(dir / "array_metadatas", ignored);  // only if empty: other processes' files stay
+    throw;
+  }
   part.has_database = db.has_value();
   if (!multi) {
     put("_METADATA", part.metadata);
