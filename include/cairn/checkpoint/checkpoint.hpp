@@ -285,17 +285,11 @@ inline std::filesystem::path detail::save_collective(const std::filesystem::path
   meta.metrics = o.metrics;
   meta.custom_metadata = o.custom_metadata;
 
-  std::string verdict;
-  if (me == 0) {
-    try {
-      for (const auto& [name, tree] : items) check_item_name(name);
-      begin_step(d, step, meta, o);
-    } catch (...) {
-      verdict = encode_failure(std::current_exception());
-    }
-  }
-  verdict = c.broadcast({"save.begin", step}, std::move(verdict), o.timeout);
-  if (!verdict.empty()) rethrow_remote(verdict, {});
+  (void)detail::decided_by_primary(c, {"save.begin", step}, o.timeout, [&] {
+    for (const auto& [name, tree] : items) check_item_name(name);
+    begin_step(d, step, meta, o);
+    return std::string();
+  });
 
   // This process's part: "<has database> <fingerprint>" per PyTree item, or "!" and its failure.
   std::vector<pytree_item_part> parts;
@@ -318,7 +312,7 @@ inline std::filesystem::path detail::save_collective(const std::filesystem::path
     report = "!" + encode_failure(std::current_exception());
   }
 
-  verdict = agree(c, {"save.written", step}, std::move(report), o.timeout, o.timeout, [&](const std::vector<std::string>& all) {
+  std::string verdict = agree(c, {"save.written", step}, std::move(report), o.timeout, o.timeout, [&](const std::vector<std::string>& all) {
     for (int r = 0; r < count; ++r)
       if (const auto& m = all[static_cast<std::size_t>(r)]; !m.empty() && m.front() == '!') {
         const auto sp = m.find(' ');

@@ -284,20 +284,12 @@ class checkpoint_manager {
   void delete_step(std::int64_t step) {
     if (options_.read_only) throw error(errc::unsupported, "checkpoint root \"" + root_.string() + "\" is read-only");
     wait_idle();
-    std::string verdict;
-    if (control_.is_primary()) {
-      try {
-        std::lock_guard lock(state_->mutex);
-        (void)find_locked(step);
-        remove_locked(step);
-      } catch (...) {
-        if (!coordinated()) throw;
-        verdict = encode_failure(std::current_exception());
-      }
-    }
-    if (!coordinated()) return;
-    verdict = control_.broadcast({"manager.delete", step}, std::move(verdict), options_.save.timeout);
-    if (!verdict.empty()) rethrow_remote(verdict, {});
+    (void)detail::decided_by_primary(control_, {"manager.delete", step}, options_.save.timeout, [&] {
+      std::lock_guard lock(state_->mutex);
+      (void)find_locked(step);
+      remove_locked(step);
+      return std::string();
+    });
     if (!control_.is_primary()) forget(step);
   }
   /// Re-reads the steps and their metrics from disk (another process may have saved). With several
@@ -359,20 +351,11 @@ class checkpoint_manager {
   // Whether to save `step`: this process's policy, or with several processes the primary's for all.
   // \throws cairn::error (errc::already_exists) if the step is saved or being saved.
   bool decide(std::int64_t step, bool force) {
-    std::string verdict;
-    if (control_.is_primary()) {
-      try {
-        std::lock_guard lock(state_->mutex);
-        check_new_locked(step);
-        verdict = force || should_save_locked(step) ? "1" : "0";
-      } catch (...) {
-        if (!coordinated()) throw;
-        verdict = "!" + encode_failure(std::current_exception());
-      }
-    }
-    if (coordinated()) verdict = control_.broadcast({"manager.save", step}, std::move(verdict), options_.save.timeout);
-    if (!verdict.empty() && verdict.front() == '!') rethrow_remote(std::string_view(verdict).substr(1), {});
-    return verdict == "1";
+    return detail::decided_by_primary(control_, {"manager.save", step}, options_.save.timeout, [&] {
+             std::lock_guard lock(state_->mutex);
+             check_new_locked(step);
+             return std::string(force || should_save_locked(step) ? "1" : "0");
+           }) == "1";
   }
   void check_new_locked(std::int64_t step) const {
     if (has_step_locked(step))

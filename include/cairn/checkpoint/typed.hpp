@@ -280,19 +280,12 @@ inline std::filesystem::path resolve_item_dir(const std::filesystem::path& path,
   if (is_pytree_dir(path)) return path;
   std::filesystem::path step = path;
   if (!std::filesystem::exists(path / "_CHECKPOINT_METADATA") && !std::filesystem::exists(path / "orbax.checkpoint")) {
-    std::string choice;  // the step directory's name, or "!" and why there is none
-    if (o.coordinator.is_primary()) {
-      auto steps = list_steps(path, o.naming);
-      choice = steps.empty() ? "!" + encode_failure(std::make_exception_ptr(error(errc::not_found, "\"" + path.string() +
-                                                                                                  "\": no committed step to restore")))
-                             : steps.back().path.filename().string();
-    }
-    if (o.coordinator.process_count() > 1) {
-      any_coordinator c = o.coordinator;
-      choice = c.broadcast({"restore.step"}, std::move(choice), o.timeout);
-    }
-    if (!choice.empty() && choice.front() == '!') rethrow_remote(std::string_view(choice).substr(1), {});
-    step = path / choice;
+    any_coordinator c = o.coordinator;
+    step = path / detail::decided_by_primary(c, {"restore.step"}, o.timeout, [&] {  // the step directory's name
+             const auto steps = list_steps(path, o.naming);
+             if (steps.empty()) throw error(errc::not_found, "\"" + path.string() + "\": no committed step to restore");
+             return steps.back().path.filename().string();
+           });
   }
   const auto dir = step / o.item;
   if (!std::filesystem::is_directory(dir))

@@ -209,6 +209,25 @@ std::string agree(C& c, collective op, std::string msg, collective_timeout t, co
   }
   return c.broadcast(op, std::move(verdict), t);
 }
+/// The primary's decision, made once for every process: the primary runs `decide` (which returns a
+/// text), and every process returns that text, or throws the primary's failure as a `cairn::error` with
+/// its code and context (`rethrow_remote`; with one process too, so any failure leaves as a
+/// `cairn::error`). Others wait up to `t`.
+template <class C, class Decide>
+std::string decided_by_primary(C& c, collective op, collective_timeout t, Decide&& decide) {
+  std::string verdict;  // '+' and the decision, or '!' and the encoded failure
+  if (c.process_index() == 0) {
+    try {
+      verdict = "+" + decide();
+    } catch (...) {
+      verdict = "!" + encode_failure(std::current_exception());
+    }
+  }
+  verdict = c.broadcast(op, std::move(verdict), t);
+  if (verdict.empty()) throw error(errc::io, "no decision came from the primary process");
+  if (verdict.front() == '!') rethrow_remote(std::string_view(verdict).substr(1), {});
+  return verdict.substr(1);
+}
 /// A barrier made of one `agree` round.
 template <class C>
 void barrier_by_agreement(C& c, collective op, collective_timeout t) {
