@@ -130,11 +130,13 @@ class pytree_item {
         early.reset();
       }
     };
+    // One look at `_METADATA` gives its size and whether it is there; anything else that stops the
+    // size (a directory, no permission) is left to the read to report.
     std::error_code ec;
     const auto metadata_size = std::filesystem::file_size(dir_ / "_METADATA", ec);
+    const bool has_metadata = ec != std::errc::no_such_file_or_directory;
     run_side_by_side(has_manifest && !ec && metadata_size >= parallel_metadata_bytes, open_early, [&] {
-      if (std::filesystem::exists(dir_ / "_METADATA"))
-        metadata_ = parse_tree_metadata(detail::read_text_file(dir_ / "_METADATA", name_), name_ + ": _METADATA");
+      if (has_metadata) metadata_ = parse_tree_metadata(detail::read_text_file(dir_ / "_METADATA", name_), name_ + ": _METADATA");
     });
     if (std::filesystem::exists(dir_ / "_sharding")) lazy_->sharding_text = detail::read_text_file(dir_ / "_sharding", name_);
     if (std::filesystem::exists(dir_ / "_strings.json"))
