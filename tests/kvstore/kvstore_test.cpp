@@ -185,3 +185,35 @@ TEST_CASE("file driver: a value opened once serves range reads, small and large,
   // A store without handles says so, and is read by key.
   CHECK(kv::open_value(kv::open_memory(), "k") == nullptr);
 }
+
+TEST_CASE("read_into: a whole value of the destination's size lands in it, aligned or not; other sizes and missing keys say so") {
+  cairn_test::temp_dir dir;
+  std::string big((std::size_t{2} << 20) + 1234, '\0');  // whole blocks go direct, the tail through the cache
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 13 % 241);
+  for (kv::store s : {kv::open_file(dir.path() / "db", kv::fsync_policy::none), kv::open_memory()}) {
+    CAPTURE(s.describe());
+    kv::write(s, "d/big", cairn::as_bytes(big));
+    kv::write(s, "d/small", cairn::as_bytes("hello"));
+    cairn::byte_buffer aligned(big.size() + 4096);  // large buffers are page-aligned
+    for (std::size_t shift : {std::size_t{0}, std::size_t{3}}) {
+      CAPTURE(shift);
+      const cairn::mutable_byte_view into(aligned.data() + shift, big.size());
+      REQUIRE(kv::read_into(s, "d/big", 0, into, big.size()) == kv::read_into_status::done);
+      CHECK(std::string(cairn::as_chars(into)) == big);
+    }
+    char five[5] = {};
+    CHECK(kv::read_into(s, "d/small", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(five), 5), 5) == kv::read_into_status::done);
+    CHECK(std::string(five, 5) == "hello");
+    char four[4] = {'a', 'b', 'c', 'd'};
+    CHECK(kv::read_into(s, "d/small", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(four), 4), 4) == kv::read_into_status::other_size);
+    CHECK(std::string(four, 4) == "abcd");  // untouched
+    CHECK(kv::read_into(s, "d/none", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(four), 4), 4) == kv::read_into_status::missing);
+  }
+  // A handle reads any range into memory, the range checked as by `read`.
+  auto h = kv::open_value(kv::open_file(dir.path() / "db", kv::fsync_policy::none), "d/big");
+  REQUIRE(h);
+  cairn::byte_buffer part(std::size_t{1} << 20);
+  h->read_into(8192, part.mutable_view());
+  CHECK(std::string(cairn::as_chars(part.view())) == big.substr(8192, part.size()));
+  CHECK_THROWS_WITH_AS(h->read_into(big.size() - 10, part.mutable_view()), doctest::Contains("exceeds the value's"), cairn::error);
+}

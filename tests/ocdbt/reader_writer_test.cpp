@@ -326,6 +326,33 @@ TEST_CASE("merged root references the children's data files") {
                        doctest::Contains("\"param0/0\" is in both"), cairn::error);
 }
 
+TEST_CASE("read_into: inline and out-of-line values land in the destination; other sizes and missing keys say so") {
+  cairn_test::temp_dir dir;
+  auto base = kv::open_file(dir.path() / "db", kv::fsync_policy::none);
+  oc::writer w(base, no_sync());
+  std::string big((std::size_t{3} << 20) + 5, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 % 253);
+  w.put("a/big", cairn::as_bytes(big));
+  w.put("a/tiny", cairn::as_bytes("xyz"));
+  w.commit();
+  oc::reader r(base, "item \"state\"");
+  REQUIRE(r.locate("a/tiny")->is_inline);
+  REQUIRE_FALSE(r.locate("a/big")->is_inline);
+  cairn::byte_buffer into(big.size());
+  CHECK(r.read_into("a/big", 0, into.mutable_view(), big.size()) == kv::read_into_status::done);
+  CHECK(std::string(cairn::as_chars(into.view())) == big);
+  char three[3] = {};
+  CHECK(r.read_into("a/tiny", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(three), 3), 3) == kv::read_into_status::done);
+  CHECK(std::string(three, 3) == "xyz");
+  CHECK(r.read_into("a/tiny", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(three), 2), 2) == kv::read_into_status::other_size);
+  CHECK(r.read_into("a/none", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(three), 2), 2) == kv::read_into_status::missing);
+  // A value whose data file ends early is an error naming the file, as `read` gives.
+  const auto loc = r.locate("a/big");
+  std::filesystem::resize_file(dir.path() / "db" / loc->file.path(), 100);
+  oc::reader r2(base, "item \"state\"");
+  CHECK_THROWS_AS(r2.read_into("a/big", 0, into.mutable_view(), big.size()), cairn::error);
+}
+
 TEST_CASE("a value whose data file vanished is a clear error") {
   cairn_test::temp_dir dir;
   auto base = kv::open_file(dir.path() / "db", kv::fsync_policy::none);

@@ -41,6 +41,16 @@ class counting_driver final : public kv::driver {
     }
     return base_->read(key, range);
   }
+  // Counted as reads too (a fetch is a fetch), and on their own.
+  kv::read_into_status read_into(std::string_view key, std::uint64_t offset, cairn::mutable_byte_view dst,
+                                 std::uint64_t value_size) override {
+    {
+      std::lock_guard lock(mutex_);
+      ++reads_[std::string(key)];
+      ++reads_into_[std::string(key)];
+    }
+    return base_->read_into(key, offset, dst, value_size);
+  }
   void write(std::string_view key, cairn::byte_view value) override { base_->write(key, value); }
   bool erase(std::string_view key) override { return base_->erase(key); }
   std::vector<kv::list_entry> list(const kv::key_range& range = {}) override { return base_->list(range); }
@@ -50,11 +60,16 @@ class counting_driver final : public kv::driver {
     std::lock_guard lock(mutex_);
     return std::exchange(reads_, {});
   }
+  std::map<std::string, int> take_reads_into() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(reads_into_, {});
+  }
 
  private:
   std::shared_ptr<kv::driver> base_;
   std::mutex mutex_;
   std::map<std::string, int> reads_;
+  std::map<std::string, int> reads_into_;
 };
 
 /// Random elements of `t` (booleans 0/1), reproducible from `seed`.
@@ -197,6 +212,44 @@ TEST_CASE("write_array then read: every dtype, ranks 0-4, edge chunks, v2 and v3
     }
   }
   CHECK(combinations == 25 * 5 * 2 * 2);
+}
+
+TEST_CASE("raw chunks wholly inside the region are read straight into the destination; anything unusual is read as before") {
+  for (int format : {2, 3}) {
+    for (bool start : {false, true}) {
+      if (format == 2 && start) continue;
+      CAPTURE(format);
+      CAPTURE(start);
+      auto m = zarr::orbax_metadata(format, dtype::int32, {6, 8}, {2, 8}, /*compress=*/false);  // rows: contiguous in the array
+      if (start) m.index_location = zarr::shard_index_location::start;
+      const host_array original = random_array(dtype::int32, {6, 8}, 21);
+      auto counting = std::make_shared<counting_driver>(kv::open_memory().get_driver());
+      const kv::store store(counting, "w/");
+      write(store, m, original);
+      const auto arr = zarr::array::open(store, "w");
+      (void)counting->take_reads_into();
+      CHECK(arr.read_all() == original);
+      CHECK(counting->take_reads_into().size() == 3);  // every chunk: straight into the array
+      CHECK(arr.read(cairn::parse_box("[1:5, 2:7]")) == host_array::copy_of(original.view().sub(cairn::parse_box("[1:5, 2:7]"))));
+      CHECK(counting->take_reads_into().empty());  // chunks only partly inside: decoded as before
+      // A shard whose index does not point at exactly the chunk's bytes (here: the inner chunk marked
+      // missing) is read the usual way: fill values, not the bytes that happen to be there.
+      if (format == 3) {
+        auto bytes = cairn::byte_buffer(kv::read_required(store, "c/2/0").view());
+        std::byte* index = bytes.data() + (start ? 0 : bytes.size() - 20);
+        std::memset(index, 0xff, 16);
+        cairn::store_le<std::uint32_t>(index + 16, cairn::crc32c(cairn::byte_view(index, 16)));
+        kv::write(store, "c/2/0", bytes.view());
+        const host_array got = arr.read_all();
+        CHECK(got.values<std::int32_t>()[5 * 8 + 7] == 0);  // the fill value
+        CHECK(got.values<std::int32_t>()[0] == original.values<std::int32_t>()[0]);
+      }
+      // A chunk of the wrong size is reported as before.
+      const std::string last = format == 2 ? "2.0" : "c/2/0";
+      kv::write(store, last, cairn::as_bytes("short"));
+      CHECK_THROWS_WITH_AS(arr.read_all(), doctest::Contains("bytes"), cairn::error);
+    }
+  }
 }
 
 TEST_CASE("shards with several inner chunks, index first, and a non-zero fill value round-trip") {

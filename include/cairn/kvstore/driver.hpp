@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,6 +103,20 @@ class value_reader {
   /// Returns the bytes `[offset, offset + length)` of the value.
   /// \throws cairn::error (errc::corrupted) if the range lies beyond the value's end; (errc::io).
   virtual shared_bytes read(std::uint64_t offset, std::uint64_t length) = 0;
+  /// Reads the bytes `[offset, offset + dst.size())` of the value into `dst`: a restore's destination,
+  /// which a file store fills straight from the disk instead of through a buffer of its own.
+  /// \throws as `read`.
+  virtual void read_into(std::uint64_t offset, mutable_byte_view dst) {
+    const shared_bytes b = read(offset, dst.size());
+    if (!dst.empty()) std::memcpy(dst.data(), b.data(), dst.size());
+  }
+};
+
+/// What `driver::read_into` found at a key.
+enum class read_into_status {
+  done,        ///< the value, of exactly the destination's size, is in the destination
+  missing,     ///< there is no such key
+  other_size,  ///< the value's size is not the destination's (nothing was read)
 };
 
 /// The abstract storage driver. Implementations: `memory_driver`, `file_driver`.
@@ -129,6 +144,18 @@ class driver {
   /// \pre the value does not change while the handle lives.
   /// \throws as `read`.
   virtual std::shared_ptr<value_reader> open_value(std::string_view) { return nullptr; }
+  /// Reads the bytes `[offset, offset + dst.size())` of the value at `key` into `dst` if the value has
+  /// exactly `value_size` bytes (a raw chunk read into its place in the destination array); see
+  /// `read_into_status`. The default reads the whole value and copies.
+  /// \pre offset + dst.size() <= value_size
+  /// \throws as `read`.
+  virtual read_into_status read_into(std::string_view key, std::uint64_t offset, mutable_byte_view dst, std::uint64_t value_size) {
+    auto r = read(key);
+    if (r.missing()) return read_into_status::missing;
+    if (r->size() != value_size) return read_into_status::other_size;
+    if (!dst.empty()) std::memcpy(dst.data(), r->data() + offset, dst.size());
+    return read_into_status::done;
+  }
 };
 
 }  // namespace cairn::kvstore

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -124,6 +125,14 @@ class file_driver final : public driver {
     return handle;
   }
 
+  read_into_status read_into(std::string_view key, std::uint64_t offset, mutable_byte_view dst, std::uint64_t value_size) override {
+    auto value = open_value(key);
+    if (!value) return read_into_status::missing;
+    if (value->size() != value_size) return read_into_status::other_size;
+    value->read_into(offset, dst);
+    return read_into_status::done;
+  }
+
   void write(std::string_view key, byte_view value) override {
     validate_file_key(key);
     const auto path = root_ / std::string(key);
@@ -228,6 +237,17 @@ class file_driver final : public driver {
       read_exact(fd.get(), buf.data(), length, offset, path);
       return shared_bytes(std::move(buf));
     }
+    // The whole blocks go straight to `dst` when it is block-aligned (a large host array is); the rest,
+    // and everything when O_DIRECT is refused, through the page cache.
+    void read_into(std::uint64_t offset, mutable_byte_view dst) override {
+      const std::uint64_t length = dst.size();
+      if (offset > bytes || length > bytes - offset)
+        resolve_range({offset, length}, bytes, "file \"" + path.string() + "\"");  // throws, naming the range
+      std::uint64_t direct = 0;
+      if (length >= direct_threshold && offset % direct_block == 0 && reinterpret_cast<std::uintptr_t>(dst.data()) % direct_block == 0)
+        direct = read_direct_into(path, offset, dst.first(static_cast<std::size_t>(length / direct_block * direct_block)));
+      if (direct < length) read_exact(fd.get(), dst.data() + direct, static_cast<std::size_t>(length - direct), offset + direct, path);
+    }
     detail::unique_fd fd;
     std::filesystem::path path;
     std::uint64_t bytes = 0;
@@ -258,6 +278,27 @@ class file_driver final : public driver {
     }
     buf.resize(length);
     return buf;
+  }
+
+  // Reads `dst.size()` bytes (whole blocks, into block-aligned memory) at `offset` with O_DIRECT;
+  // returns how many whole blocks' bytes arrived (0 when the file system refuses O_DIRECT), the caller
+  // reading the rest through the page cache.
+  static std::uint64_t read_direct_into(const std::filesystem::path& path, std::uint64_t offset, mutable_byte_view dst) {
+    detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+    if (fd.get() < 0) return 0;
+    std::uint64_t done = 0;
+    while (done < dst.size()) {
+      ssize_t got = ::pread(fd.get(), dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EINVAL) break;
+        throw io_error("read \"" + path.string() + "\"", errno);
+      }
+      if (got == 0) break;  // the caller's read reports a file that ends early
+      done += static_cast<std::uint64_t>(got);
+      if (done % direct_block != 0) break;  // unaligned short read: the rest goes through the cache
+    }
+    return done / direct_block * direct_block;
   }
 
   std::filesystem::path temp_path(const std::filesystem::path& path) {

@@ -48,6 +48,12 @@ inline std::shared_ptr<value_reader> open_value(const store& s, std::string_view
 inline read_result read(const store& s, std::string_view key, byte_range range = {}) {
   return s.get_driver()->read(s.full_key(key), range);
 }
+/// Reads `[offset, offset + dst.size())` of the value at `key` into `dst` if the value has exactly
+/// `value_size` bytes (see `driver::read_into`).
+inline read_into_status read_into(const store& s, std::string_view key, std::uint64_t offset, mutable_byte_view dst,
+                                  std::uint64_t value_size) {
+  return s.get_driver()->read_into(s.full_key(key), offset, dst, value_size);
+}
 /// Writes `value` at `key`.
 inline void write(const store& s, std::string_view key, byte_view value) { s.get_driver()->write(s.full_key(key), value); }
 /// Erases `key`; returns false if it was missing.

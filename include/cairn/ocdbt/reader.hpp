@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -121,6 +122,25 @@ class reader final : public kvstore::driver {
     if (e.is_inline) return {e.value.slice(offset, length)};
     return {read_file_range(found.node->node.files.at(e.ref.file), e.ref.offset + offset, length,
                             "value of key \"" + std::string(key) + "\"")};
+  }
+  kvstore::read_into_status read_into(std::string_view key, std::uint64_t offset, mutable_byte_view dst,
+                                      std::uint64_t value_size) override {
+    auto found = find(key);
+    if (!found.entry) return kvstore::read_into_status::missing;
+    const leaf_entry& e = *found.entry;
+    if (e.value_size() != value_size) return kvstore::read_into_status::other_size;
+    if (e.is_inline) {
+      if (!dst.empty()) std::memcpy(dst.data(), e.value.data() + offset, dst.size());
+      return kvstore::read_into_status::done;
+    }
+    const data_file_id& file = found.node->node.files.at(e.ref.file);
+    if (auto handle = data_file(file)) {
+      handle->read_into(e.ref.offset + offset, dst);
+    } else {
+      const shared_bytes b = read_file_range(file, e.ref.offset + offset, dst.size(), "value of key \"" + std::string(key) + "\"");
+      if (!dst.empty()) std::memcpy(dst.data(), b.data(), dst.size());
+    }
+    return kvstore::read_into_status::done;
   }
   void write(std::string_view key, byte_view) override {
     throw error(errc::unsupported, "OCDBT database " + name_ + ": write \"" + std::string(key) +

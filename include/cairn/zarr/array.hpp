@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -23,6 +24,7 @@
 
 #include <cairn/core/array.hpp>
 #include <cairn/core/box.hpp>
+#include <cairn/core/crc32c.hpp>
 #include <cairn/core/bytes.hpp>
 #include <cairn/core/error.hpp>
 #include <cairn/kvstore/store.hpp>
@@ -162,16 +164,27 @@ class array {
       const box cbox = chunk_box(*metadata_, k);
       const box part = intersect(cbox, region);
       const mutable_array_view dst = out.sub(part.translated(to_region));
-      kvstore::read_result r = kvstore::read(store_, key);
-      if (r.missing()) {
+      auto missing = [&] {
         if (options.missing_chunk_is_error)
           throw error(errc::not_found, label() + ": chunk " + to_string(k) + " (key " +
                                            cairn::detail::json_quote(store_.full_key(key)) +
                                            ") is missing; Orbax writes every chunk");
         if (fill_element.empty()) fill_element = fill_value_bytes(*metadata_);
         fill(dst, fill_element);
-        return;
+      };
+      // A raw chunk that is all of its place in `out` is read straight into it: no buffer of the
+      // store's, no copy. Anything unexpected (another size, a shard index that does not point at
+      // exactly those bytes) goes the usual way, which reads it again and reports it.
+      if (part == cbox && dst.is_c_contiguous()) {
+        const auto status = read_raw_chunk_into(key, dst.bytes());
+        if (status == kvstore::read_into_status::missing) return missing();
+        if (status == kvstore::read_into_status::done) {
+          if (detail::zarr_needs_swap(*metadata_)) detail::zarr_swap_bytes(dst.bytes(), metadata_->type);
+          return;
+        }
       }
+      kvstore::read_result r = kvstore::read(store_, key);
+      if (r.missing()) return missing();
       const std::string what = label() + ", key " + cairn::detail::json_quote(store_.full_key(key));
       if (part == cbox && dst.is_c_contiguous()) {
         decode_chunk(*metadata_, r->view(), dst, what);
@@ -200,6 +213,26 @@ class array {
   host_array read_all(read_options options = {}) const { return read(box(metadata_->shape), options); }
 
  private:
+  // Reads the stored bytes of one uncompressed chunk (or shard of one uncompressed inner chunk, as
+  // Orbax writes zarr v3) straight into `dst`; `other_size` when the chunk is stored any other way.
+  kvstore::read_into_status read_raw_chunk_into(const std::string& key, mutable_byte_view dst) const {
+    const array_metadata& m = *metadata_;
+    if (m.zstd_level) return kvstore::read_into_status::other_size;
+    if (!m.sharded) return kvstore::read_into(store_, key, 0, dst, dst.size());
+    if (m.inner_chunk_shape != m.chunk_shape) return kvstore::read_into_status::other_size;
+    const std::uint64_t index_bytes = 16 + (m.index_crc32c ? 4 : 0);
+    const bool start = m.index_location == shard_index_location::start;
+    const std::uint64_t data_at = start ? index_bytes : 0;
+    const auto status = kvstore::read_into(store_, key, data_at, dst, dst.size() + index_bytes);
+    if (status != kvstore::read_into_status::done) return status;
+    const auto index = kvstore::read(store_, key, {start ? 0 : dst.size(), index_bytes});
+    if (index.missing() || index->size() != index_bytes) return kvstore::read_into_status::other_size;
+    const std::byte* p = index->data();
+    if (load_le<std::uint64_t>(p) != data_at || load_le<std::uint64_t>(p + 8) != dst.size())
+      return kvstore::read_into_status::other_size;
+    if (m.index_crc32c && load_le<std::uint32_t>(p + 16) != crc32c(byte_view(p, 16))) return kvstore::read_into_status::other_size;
+    return kvstore::read_into_status::done;
+  }
   std::string label() const { return "array " + cairn::detail::json_quote(name_); }
   void check_region(const box& region) const {
     if (!box(metadata_->shape).contains(region))
