@@ -297,6 +297,73 @@ TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads"
   CHECK(cairn::codec::zstd_compress(w, 3, true).size() < w.size());
 }
 
+TEST_CASE("zstd decodes a frame read in pieces straight into the caller's buffer") {
+  zstd_decompressor d;
+  // Reads the frame's bytes into the scratch piece by piece, counting the pieces.
+  auto decode = [&](byte_view frame, cairn::mutable_byte_view out, std::size_t scratch_size, std::uint64_t frame_size) {
+    byte_buffer scratch(scratch_size);
+    int pieces = 0;
+    d.decompress_read_into(
+        frame_size,
+        [&](std::uint64_t at, cairn::mutable_byte_view piece) {
+          REQUIRE(at + piece.size() <= frame.size());
+          std::memcpy(piece.data(), frame.data() + at, piece.size());
+          ++pieces;
+        },
+        scratch.mutable_view(), out, what);
+    return pieces;
+  };
+  for (bool stored : {false, true}) {
+    zstd_compressor c(3);
+    c.set_checksum(true);
+    if (stored) c.set_min_ratio(100);  // frames of raw blocks, as cairn writes weights that do not compress
+    for (std::size_t n : {std::size_t{1}, 4 * kib, 128 * kib + 1, 3 * mib + 17}) {
+      CAPTURE(stored);
+      CAPTURE(n);
+      const byte_buffer in = compressible_bytes(n, n);
+      const byte_buffer frame = c.compress(in);
+      for (std::size_t scratch : {std::size_t{7}, 1000 + n % 13, 64 * kib, 4 * mib}) {
+        CAPTURE(scratch);
+        byte_buffer out(n);
+        const int pieces = decode(frame, out.mutable_view(), scratch, frame.size());
+        CHECK(pieces == static_cast<int>((frame.size() + scratch - 1) / scratch));
+        CHECK(same_bytes(out, in));
+      }
+      // Every way the frame can be wrong is reported as corruption, as by decompress_into.
+      byte_buffer out(n), bigger(n + 1);
+      require_error([&] { decode(frame, bigger.mutable_view(), 999, frame.size()); }, errc::corrupted, "expected " + std::to_string(n + 1));
+      if (n > 1) {
+        byte_buffer smaller(n - 1);
+        require_error([&] { decode(frame, smaller.mutable_view(), 999, frame.size()); }, errc::corrupted, "expected");
+      }
+      require_error([&] { decode(frame, out.mutable_view(), 999, frame.size() - 1); }, errc::corrupted, "");
+      const byte_buffer trailing = concat(frame, frame);
+      require_error([&] { decode(trailing, out.mutable_view(), 999, trailing.size()); }, errc::corrupted, "trailing");
+      byte_buffer flipped(frame.view());
+      flipped[flipped.size() - 5] ^= std::byte{0x10};  // the last content byte: the checksum catches it
+      require_error([&] { decode(flipped, out.mutable_view(), 999, flipped.size()); }, errc::corrupted, "");
+      byte_buffer magic(frame.view());
+      magic[0] ^= std::byte{1};
+      require_error([&] { decode(magic, out.mutable_view(), 999, magic.size()); }, errc::corrupted, "not a zstd frame");
+    }
+  }
+  // A frame without a content size decodes too, and must still fill the buffer exactly.
+  const byte_buffer in = compressible_bytes(200 * kib, 9);
+  const byte_buffer unsized = frame_without_content_size(in, 3);
+  byte_buffer out(in.size()), bigger(in.size() + 10);
+  CHECK(decode(unsized, out.mutable_view(), 5000, unsized.size()) > 1);
+  CHECK(same_bytes(out, in));
+  require_error([&] { decode(unsized, bigger.mutable_view(), 5000, unsized.size()); }, errc::corrupted, "decodes to " + std::to_string(in.size()));
+  // The context is left as it was: the default window limit and buffered output apply again.
+  CHECK(same_bytes(d.decompress(unsized, in.size(), what), in));
+  // The per-thread convenience does the same.
+  byte_buffer scratch(10000), again(in.size());
+  cairn::codec::zstd_decompress_read_into(
+      unsized.size(), [&](std::uint64_t at, cairn::mutable_byte_view piece) { std::memcpy(piece.data(), unsized.data() + at, piece.size()); },
+      scratch.mutable_view(), again.mutable_view(), what);
+  CHECK(same_bytes(again, in));
+}
+
 TEST_CASE("zstd empty input") {
   zstd_compressor c;
   zstd_decompressor d;

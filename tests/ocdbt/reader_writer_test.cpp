@@ -346,6 +346,20 @@ TEST_CASE("read_into: inline and out-of-line values land in the destination; oth
   CHECK(std::string(three, 3) == "xyz");
   CHECK(r.read_into("a/tiny", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(three), 2), 2) == kv::read_into_status::other_size);
   CHECK(r.read_into("a/none", 0, cairn::mutable_byte_view(reinterpret_cast<std::byte*>(three), 2), 2) == kv::read_into_status::missing);
+  // open_value: a handle on an out-of-line value reads ranges of that value only (a large frame read
+  // in pieces); inline and missing values have none (the caller reads them whole).
+  CHECK(r.open_value("a/tiny") == nullptr);
+  CHECK(r.open_value("a/none") == nullptr);
+  const auto handle = r.open_value("a/big");
+  REQUIRE(handle != nullptr);
+  CHECK(handle->size() == big.size());
+  cairn::byte_buffer piece(1000);
+  handle->read_into(big.size() - 1000, piece.mutable_view());
+  CHECK(std::string(cairn::as_chars(piece.view())) == big.substr(big.size() - 1000));
+  CHECK(std::string(cairn::as_chars(handle->read(7, 9).view())) == big.substr(7, 9));
+  const auto beyond = [&] { handle->read_into(big.size() - 999, piece.mutable_view()); };
+  CHECK_THROWS_WITH_AS(beyond(), doctest::Contains("key \"a/big\""), cairn::error);
+  CHECK_THROWS_WITH_AS((void)handle->read(big.size(), 1), doctest::Contains("exceeds the value's"), cairn::error);
   // A value whose data file ends early is an error naming the file, as `read` gives.
   const auto loc = r.locate("a/big");
   std::filesystem::resize_file(dir.path() / "db" / loc->file.path(), 100);

@@ -51,6 +51,27 @@ class counting_driver final : public kv::driver {
     }
     return base_->read_into(key, offset, dst, value_size);
   }
+  // A handle over the value as it is now, whose range reads are counted per key.
+  std::shared_ptr<kv::value_reader> open_value(std::string_view key) override {
+    auto r = base_->read(key);
+    if (r.missing()) return nullptr;
+    struct counted final : kv::value_reader {
+      counted(cairn::shared_bytes b, counting_driver* d, std::string k) : bytes(std::move(b)), owner(d), key(std::move(k)) {}
+      std::uint64_t size() const noexcept override { return bytes.size(); }
+      cairn::shared_bytes read(std::uint64_t offset, std::uint64_t length) override {
+        owner->count(owner->ranges_, key);
+        return bytes.slice(offset, length);
+      }
+      void read_into(std::uint64_t offset, cairn::mutable_byte_view dst) override {
+        owner->count(owner->pieces_, key);
+        std::memcpy(dst.data(), bytes.data() + offset, dst.size());
+      }
+      cairn::shared_bytes bytes;
+      counting_driver* owner;
+      std::string key;
+    };
+    return std::make_shared<counted>(*r.value, this, std::string(key));
+  }
   void write(std::string_view key, cairn::byte_view value) override { base_->write(key, value); }
   bool erase(std::string_view key) override { return base_->erase(key); }
   std::vector<kv::list_entry> list(const kv::key_range& range = {}) override { return base_->list(range); }
@@ -64,12 +85,23 @@ class counting_driver final : public kv::driver {
     std::lock_guard lock(mutex_);
     return std::exchange(reads_into_, {});
   }
+  /// Range reads into a caller's buffer through `open_value` handles (a large frame's pieces).
+  std::map<std::string, int> take_pieces() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(pieces_, {});
+  }
+  void count(std::map<std::string, int>& counter, const std::string& key) {
+    std::lock_guard lock(mutex_);
+    ++counter[key];
+  }
 
  private:
   std::shared_ptr<kv::driver> base_;
   std::mutex mutex_;
   std::map<std::string, int> reads_;
   std::map<std::string, int> reads_into_;
+  std::map<std::string, int> pieces_;
+  std::map<std::string, int> ranges_;
 };
 
 /// Random elements of `t` (booleans 0/1), reproducible from `seed`.
@@ -248,6 +280,64 @@ TEST_CASE("raw chunks wholly inside the region are read straight into the destin
       const std::string last = format == 2 ? "2.0" : "c/2/0";
       kv::write(store, last, cairn::as_bytes("short"));
       CHECK_THROWS_WITH_AS(arr.read_all(), doctest::Contains("bytes"), cairn::error);
+    }
+  }
+}
+
+TEST_CASE("large zstd chunks are decoded into the destination while they are read in pieces; anything unusual as before") {
+  for (int format : {2, 3}) {
+    for (bool compressible : {false, true}) {
+      CAPTURE(format);
+      CAPTURE(compressible);
+      auto m = zarr::orbax_metadata(format, dtype::uint8, {3, 9 << 20}, {1, 9 << 20});  // 9 MiB chunks, the last row alone
+      m.zstd_min_ratio = 1.1;                                                          // random bytes: raw blocks
+      host_array original = random_array(dtype::uint8, {3, 9 << 20}, 5);
+      if (compressible)
+        for (std::size_t i = 0; i < original.mutable_bytes().size(); ++i) original.mutable_bytes()[i] = static_cast<std::byte>(i / 1000 % 7);
+      auto counting = std::make_shared<counting_driver>(kv::open_memory().get_driver());
+      const kv::store store(counting, "w/");
+      write(store, m, original);
+      const auto arr = zarr::array::open(store, "w");
+      (void)counting->take_reads();
+      CHECK(arr.read_all() == original);
+      // Each chunk went through its handle in pieces of 8 MiB (a raw 9 MiB frame: 2), nothing was read whole.
+      const auto pieces = counting->take_pieces();
+      CHECK(pieces.size() == 3);
+      for (const auto& [key, n] : pieces) CHECK(n == (compressible ? 1 : 2));
+      for (const auto& [key, n] : counting->take_reads()) CHECK_MESSAGE(key.find("/c") == std::string::npos, key);
+      // A region that cuts chunks is read as before.
+      const box cut = cairn::parse_box("[1:3, 5:100]");
+      CHECK(arr.read(cut) == host_array::copy_of(original.view().sub(cut)));
+      CHECK(counting->take_pieces().empty());
+
+      // A damaged frame is reported exactly as the usual path reports it (here: its magic number).
+      const std::string last = format == 2 ? "2.0" : "c/2/0";
+      const byte_buffer good(kv::read_required(store, last).view());
+      byte_buffer bad(good.view());
+      bad[0] ^= std::byte{0x40};
+      kv::write(store, last, bad.view());
+      const std::string message = error_of([&] { (void)arr.read_all(); }).what();
+      CHECK(message.find("w/" + last) != std::string::npos);
+      host_array whole(dtype::uint8, {1, 9 << 20});
+      const std::string usual = error_of([&] { zarr::decode_chunk(m, bad.view(), whole.mutable_view(), "x"); }).what();
+      const std::string tail = usual.substr(usual.find(": x") + 3);  // after the "x" that named the chunk
+      CHECK(message.substr(message.size() - std::min(message.size(), tail.size())) == tail);
+      // A truncated chunk, too.
+      kv::write(store, last, good.view().first(good.size() - 100));
+      CHECK(error_of([&] { (void)arr.read_all(); }).code() == errc::corrupted);
+      if (format == 3) {
+        // A shard whose index marks the inner chunk missing gives fill values, as before.
+        byte_buffer missing(good.view());
+        std::byte* index = missing.data() + missing.size() - 20;
+        std::memset(index, 0xff, 16);
+        cairn::store_le<std::uint32_t>(index + 16, cairn::crc32c(cairn::byte_view(index, 16)));
+        kv::write(store, last, missing.view());
+        const host_array got = arr.read_all();
+        CHECK(got.bytes()[2 * (9 << 20) + 5] == std::byte{0});
+        CHECK(got.bytes()[5] == original.bytes()[5]);
+      }
+      kv::write(store, last, good.view());
+      CHECK(arr.read_all() == original);
     }
   }
 }

@@ -20,6 +20,11 @@
 #include <thread>
 #include <utility>
 
+// ZSTD_d_stableOutBuffer (decoding straight into the caller's buffer while reading in pieces) is in
+// the "experimental" section, stable since zstd 1.4.0 and exported by the shared library.
+#ifndef ZSTD_STATIC_LINKING_ONLY
+#define ZSTD_STATIC_LINKING_ONLY
+#endif
 #include <zstd.h>
 #include <zstd_errors.h>  // ZSTD_getErrorCode, ZSTD_error_*
 
@@ -469,7 +474,78 @@ class zstd_decompressor {
     return stream_unknown_size(frame, max_size, what);
   }
 
+  /// Decodes exactly one frame of `frame_size` bytes into `out`, which it must fill exactly (as
+  /// `decompress_into` with `size_check::exact`), while the frame is read in pieces: `read(offset, dst)`
+  /// puts the frame's bytes `[offset, offset + dst.size())` into `dst`, a prefix of `scratch`. A large
+  /// chunk is so decoded from a reused buffer of a few MiB instead of one of its own size, which is
+  /// memory the restore neither has to find nor to fault in. `out` is the decoder's window: nothing
+  /// is sized by the frame's header.
+  /// \pre `scratch` is not empty.
+  /// \throws cairn::error (errc::corrupted) naming `what` as `decompress_into`; whatever `read` throws.
+  ///         `out` then holds unspecified bytes.
+  template <class Read>
+  void decompress_read_into(std::uint64_t frame_size, Read&& read, mutable_byte_view scratch, mutable_byte_view out,
+                            std::string_view what) {
+    CAIRN_ASSERT(!scratch.empty());
+    ZSTD_DCtx* const c = ctx_.get();
+    struct resetter {  // the thread's context goes back to its defaults (window limit included)
+      ZSTD_DCtx* c;
+      ~resetter() { ZSTD_DCtx_reset(c, ZSTD_reset_session_and_parameters); }
+    } const reset{c};
+    ZSTD_DCtx_reset(c, ZSTD_reset_session_and_parameters);
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(c, ZSTD_d_stableOutBuffer, 1)) ||
+        ZSTD_isError(ZSTD_DCtx_setParameter(c, ZSTD_d_windowLogMax, ZSTD_WINDOWLOG_MAX)))
+      throw error(errc::unsupported, std::string(what) + ": this zstd library cannot decode into a caller's buffer");
+    std::byte dummy{};
+    ZSTD_outBuffer dst{out.empty() ? &dummy : out.data(), out.size(), 0};
+    std::uint64_t fed = 0;
+    while (fed < frame_size) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(scratch.size(), frame_size - fed));
+      read(fed, scratch.first(n));
+      if (fed == 0) check_declared_size(scratch.first(n), out.size(), what);
+      fed += n;
+      ZSTD_inBuffer in{scratch.data(), n, 0};
+      while (in.pos < in.size) {
+        const std::size_t in_before = in.pos, out_before = dst.pos;
+        const std::size_t rc = ZSTD_decompressStream(c, &dst, &in);
+        if (ZSTD_isError(rc)) {
+          if (ZSTD_getErrorCode(rc) == ZSTD_error_memory_allocation) throw std::bad_alloc();
+          if (ZSTD_getErrorCode(rc) == ZSTD_error_dstSize_tooSmall)
+            detail::throw_corrupted(what, "zstd frame decodes to more than the expected " + std::to_string(out.size()) + " bytes");
+          detail::throw_corrupted(what, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(rc));
+        }
+        if (rc == 0) {  // the frame is complete
+          if (in.pos != in.size || fed != frame_size)
+            detail::throw_corrupted(what, "trailing bytes after the zstd frame (" +
+                                              std::to_string(frame_size - (fed - (in.size - in.pos))) + " of " +
+                                              std::to_string(frame_size) + " bytes used)");
+          if (dst.pos != out.size())
+            detail::throw_corrupted(what, "zstd frame decodes to " + std::to_string(dst.pos) + " bytes, expected " +
+                                              std::to_string(out.size()));
+          return;
+        }
+        if (in.pos == in_before && dst.pos == out_before)
+          detail::throw_corrupted(what, "zstd frame decodes to more than the expected " + std::to_string(out.size()) + " bytes");
+      }
+    }
+    detail::throw_corrupted(what, "truncated zstd frame (" + std::to_string(frame_size) + " bytes)");
+  }
+
  private:
+  // Rejects a first piece whose header declares another content size than `expected`; a frame too
+  // short to hold its header is left to the decoder, which reports it.
+  static void check_declared_size(byte_view first, std::size_t expected, std::string_view what) {
+    if (first.size() < 4 || load_le<std::uint32_t>(first.data()) != ZSTD_MAGICNUMBER)
+      detail::throw_corrupted(what, "not a zstd frame (bad magic number)");
+    ZSTD_frameHeader h{};
+    const std::size_t rc = ZSTD_getFrameHeader(&h, first.data(), first.size());
+    if (ZSTD_isError(rc)) detail::throw_corrupted(what, std::string("not a zstd frame: ") + ZSTD_getErrorName(rc));
+    if (rc != 0) return;
+    if (h.frameContentSize != ZSTD_CONTENTSIZE_UNKNOWN && h.frameContentSize != expected)
+      detail::throw_corrupted(what, "zstd frame declares " + std::to_string(h.frameContentSize) + " bytes, expected " +
+                                        std::to_string(expected));
+  }
+
   byte_buffer stream_unknown_size(byte_view frame, std::size_t max_size, std::string_view what) {
     // Starting near the input size keeps small objects to one allocation; doubling bounds the copies
     // to about the final size.
@@ -569,6 +645,16 @@ inline std::size_t zstd_compress_into(byte_view in, mutable_byte_view out, int l
 inline std::size_t zstd_decompress_into(byte_view frame, mutable_byte_view out, std::string_view what,
                                         size_check check = size_check::exact) {
   return detail::thread_decompressor().decompress_into(frame, out, what, check);
+}
+
+/// `zstd_decompressor::decompress_read_into` with a per-thread context.
+/// \throws as `zstd_decompressor::decompress_read_into`.
+/// \par Thread safety
+/// Safe from any thread: each thread owns its context.
+template <class Read>
+void zstd_decompress_read_into(std::uint64_t frame_size, Read&& read, mutable_byte_view scratch, mutable_byte_view out,
+                               std::string_view what) {
+  detail::thread_decompressor().decompress_read_into(frame_size, std::forward<Read>(read), scratch, out, what);
 }
 
 /// Decodes exactly one frame of at most `max_size` bytes with a per-thread context; see

@@ -112,6 +112,34 @@ class value_reader {
   }
 };
 
+/// The bytes `[base, base + size)` of another value, read as a value of their own (an OCDBT value
+/// inside its data file).
+/// \par Thread safety
+/// As the underlying reader's.
+class value_slice final : public value_reader {
+ public:
+  /// `what` names the value in errors, e.g. `OCDBT database "d": key "a/c/0"`.
+  value_slice(std::shared_ptr<value_reader> whole, std::uint64_t base, std::uint64_t size, std::string what)
+      : whole_(std::move(whole)), base_(base), size_(size), what_(std::move(what)) {}
+  std::uint64_t size() const noexcept override { return size_; }
+  shared_bytes read(std::uint64_t offset, std::uint64_t length) override {
+    check(offset, length);
+    return whole_->read(base_ + offset, length);
+  }
+  void read_into(std::uint64_t offset, mutable_byte_view dst) override {
+    check(offset, dst.size());
+    whole_->read_into(base_ + offset, dst);
+  }
+
+ private:
+  void check(std::uint64_t offset, std::uint64_t length) const {
+    if (offset > size_ || length > size_ - offset) resolve_range({offset, length}, size_, what_);  // throws, naming the range
+  }
+  std::shared_ptr<value_reader> whole_;
+  std::uint64_t base_, size_;
+  std::string what_;
+};
+
 /// What `driver::read_into` found at a key.
 enum class read_into_status {
   done,        ///< the value, of exactly the destination's size, is in the destination

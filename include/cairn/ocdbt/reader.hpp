@@ -142,6 +142,17 @@ class reader final : public kvstore::driver {
     }
     return kvstore::read_into_status::done;
   }
+  /// A value stored in a data file is read from that file's open handle; inline values (small) and
+  /// stores without handles give nullptr (the caller then uses `read`).
+  std::shared_ptr<kvstore::value_reader> open_value(std::string_view key) override {
+    auto found = find(key);
+    if (!found.entry || found.entry->is_inline) return nullptr;
+    const leaf_entry& e = *found.entry;
+    auto handle = data_file(found.node->node.files.at(e.ref.file));
+    if (!handle) return nullptr;
+    return std::make_shared<kvstore::value_slice>(std::move(handle), e.ref.offset, e.value_size(),
+                                                  "OCDBT database " + name_ + ": key \"" + std::string(key) + "\"");
+  }
   void write(std::string_view key, byte_view) override {
     throw error(errc::unsupported, "OCDBT database " + name_ + ": write \"" + std::string(key) +
                                        "\": a reader is read-only; use ocdbt::writer");

@@ -15,8 +15,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -157,7 +159,7 @@ class array {
 
     std::vector<index_t> to_region(region.rank());
     for (std::size_t i = 0; i < to_region.size(); ++i) to_region[i] = -region.origin(i);
-    byte_buffer staging;
+    byte_buffer staging, pieces;  // a partial chunk's decoded bytes; a large frame's pieces
     std::vector<std::byte> fill_element;
     for_each_chunk(*metadata_, region, [&](std::span<const index_t> k) {
       const std::string key = chunk_key(*metadata_, k);
@@ -172,11 +174,12 @@ class array {
         if (fill_element.empty()) fill_element = fill_value_bytes(*metadata_);
         fill(dst, fill_element);
       };
-      // A raw chunk that is all of its place in `out` is read straight into it: no buffer of the
-      // store's, no copy. Anything unexpected (another size, a shard index that does not point at
-      // exactly those bytes) goes the usual way, which reads it again and reports it.
+      // A chunk that is all of its place in `out` goes straight into it: raw bytes with no buffer of
+      // the store's, a large zstd frame decoded as it is read. Anything unexpected (another size, a
+      // shard index that does not point at exactly those bytes, a bad frame) goes the usual way,
+      // which reads it again and reports it.
       if (part == cbox && dst.is_c_contiguous()) {
-        const auto status = read_raw_chunk_into(key, dst.bytes());
+        const auto status = read_chunk_in_place(key, dst.bytes(), pieces);
         if (status == kvstore::read_into_status::missing) return missing();
         if (status == kvstore::read_into_status::done) {
           if (detail::zarr_needs_swap(*metadata_)) detail::zarr_swap_bytes(dst.bytes(), metadata_->type);
@@ -213,25 +216,60 @@ class array {
   host_array read_all(read_options options = {}) const { return read(box(metadata_->shape), options); }
 
  private:
-  // Reads the stored bytes of one uncompressed chunk (or shard of one uncompressed inner chunk, as
-  // Orbax writes zarr v3) straight into `dst`; `other_size` when the chunk is stored any other way.
-  kvstore::read_into_status read_raw_chunk_into(const std::string& key, mutable_byte_view dst) const {
+  // Compressed chunks of at least this size are decoded while they are read, a piece of this size at a time.
+  static constexpr std::size_t stream_piece_bytes = std::size_t{8} << 20;
+
+  // Reads one chunk (or shard of one inner chunk, as Orbax writes zarr v3) straight into `dst`, all of
+  // its place in the destination: raw bytes go there from the disk; a large zstd frame is decoded
+  // there while it is read in pieces through `scratch`, so no buffer of the chunk's size is made.
+  // `other_size` sends anything else (small, inline, other layouts, and whatever looks wrong, which
+  // the usual path then reads again and reports) the usual way.
+  kvstore::read_into_status read_chunk_in_place(const std::string& key, mutable_byte_view dst, byte_buffer& scratch) const {
     const array_metadata& m = *metadata_;
-    if (m.zstd_level) return kvstore::read_into_status::other_size;
-    if (!m.sharded) return kvstore::read_into(store_, key, 0, dst, dst.size());
-    if (m.inner_chunk_shape != m.chunk_shape) return kvstore::read_into_status::other_size;
-    const std::uint64_t index_bytes = 16 + (m.index_crc32c ? 4 : 0);
-    const bool start = m.index_location == shard_index_location::start;
-    const std::uint64_t data_at = start ? index_bytes : 0;
-    const auto status = kvstore::read_into(store_, key, data_at, dst, dst.size() + index_bytes);
-    if (status != kvstore::read_into_status::done) return status;
-    const auto index = kvstore::read(store_, key, {start ? 0 : dst.size(), index_bytes});
-    if (index.missing() || index->size() != index_bytes) return kvstore::read_into_status::other_size;
-    const std::byte* p = index->data();
-    if (load_le<std::uint64_t>(p) != data_at || load_le<std::uint64_t>(p + 8) != dst.size())
-      return kvstore::read_into_status::other_size;
-    if (m.index_crc32c && load_le<std::uint32_t>(p + 16) != crc32c(byte_view(p, 16))) return kvstore::read_into_status::other_size;
+    constexpr auto other = kvstore::read_into_status::other_size;
+    if (m.sharded && m.inner_chunk_shape != m.chunk_shape) return other;
+    const std::uint64_t index_bytes = m.sharded ? 16 + (m.index_crc32c ? 4 : 0) : 0;
+    const bool start = m.sharded && m.index_location == shard_index_location::start;
+    if (!m.zstd_level) {
+      const std::uint64_t data_at = start ? index_bytes : 0;
+      const auto status = kvstore::read_into(store_, key, data_at, dst, dst.size() + index_bytes);
+      if (status != kvstore::read_into_status::done || !m.sharded) return status;
+      const auto index = kvstore::read(store_, key, {start ? 0 : dst.size(), index_bytes});
+      if (index.missing() || index->size() != index_bytes) return other;
+      const auto entry = shard_entry(index->view(), index_bytes);
+      return entry && entry->first == data_at && entry->second == dst.size() ? kvstore::read_into_status::done : other;
+    }
+    if (dst.size() < stream_piece_bytes) return other;
+    const auto value = kvstore::open_value(store_, key);
+    if (!value || value->size() < index_bytes) return other;
+    std::uint64_t offset = 0, frame = value->size();
+    if (m.sharded) {
+      const auto entry = shard_entry(value->read(start ? 0 : value->size() - index_bytes, index_bytes).view(), index_bytes);
+      const std::uint64_t data_begin = start ? index_bytes : 0, data_end = value->size() - (start ? 0 : index_bytes);
+      if (!entry || entry->first < data_begin || entry->first > data_end || entry->second > data_end - entry->first) return other;
+      std::tie(offset, frame) = *entry;
+    }
+    if (scratch.size() < stream_piece_bytes) scratch.resize(stream_piece_bytes);
+    try {
+      codec::zstd_decompress_read_into(
+          frame, [&](std::uint64_t at, mutable_byte_view piece) { value->read_into(offset + at, piece); },
+          scratch.mutable_view().first(static_cast<std::size_t>(std::min<std::uint64_t>(frame, stream_piece_bytes))), dst,
+          label() + ", key " + cairn::detail::json_quote(store_.full_key(key)));
+    } catch (const error& e) {
+      if (e.code() == errc::corrupted) return other;
+      throw;
+    }
     return kvstore::read_into_status::done;
+  }
+  // The (offset, size) of a one-entry shard index after its CRC-32C check; nullopt if it fails or
+  // the inner chunk is missing.
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> shard_entry(byte_view index, std::uint64_t index_bytes) const {
+    if (index.size() != index_bytes) return std::nullopt;
+    const std::byte* p = index.data();
+    if (metadata_->index_crc32c && load_le<std::uint32_t>(p + 16) != crc32c(byte_view(p, 16))) return std::nullopt;
+    const std::uint64_t offset = load_le<std::uint64_t>(p), size = load_le<std::uint64_t>(p + 8);
+    if (offset == detail::zarr_missing_inner || size == detail::zarr_missing_inner) return std::nullopt;
+    return std::pair{offset, size};
   }
   std::string label() const { return "array " + cairn::detail::json_quote(name_); }
   void check_region(const box& region) const {
