@@ -7,7 +7,9 @@
 //    the state at the probe's one-thread rate; goal <= 1.5 (plus 5 ms). Measured on the second save
 //    (a training loop saves many times; the first one also allocates its staging buffers, shown too);
 //  * background save: bytes / (save call to wait_until_finished), as a ratio to durable write; goal >= 0.8;
-//  * restore: cold (pages dropped), bytes / time, as a ratio to cold read; goal >= 0.8;
+//  * restore: cold (pages dropped), bytes / time, as a ratio to cold read; goal >= 0.8: into new arrays
+//    (an empty map), and in place (restore_options::in_place, into a zeroed state of the same shapes);
+//    with each one's peak memory beyond its destination, in forked children (goal <= 256 MiB);
 //  * peak extra memory of an async save (save + wait, in a forked child, VmHWM beyond the RSS before);
 //    goal <= state + 256 MiB;
 //  * both with cairn's defaults (zarr v3 + zstd, fsync) and uncompressed;
@@ -65,8 +67,21 @@ state_t make_state(std::size_t large, std::size_t large_mib, std::size_t small, 
 
 struct variant {
   double first_blocking_s = 0, blocking_s = 0, save_s = 0, restore_s = 0, peak_extra_mib = 0;
+  double restore_in_place_s = 0, restore_extra_mib = 0, restore_in_place_extra_mib = 0;
   bool exact = false;
 };
+
+// A copy of `s` with every byte zero: a live state of the same shapes for an in-place restore (zero,
+// so that a bit-exact comparison afterwards shows the restore wrote every byte).
+state_t zeroed_like(const state_t& s) {
+  state_t z;
+  for (const auto& [k, a] : s) {
+    cairn::host_array b(a.type(), a.shape());
+    std::memset(b.mutable_bytes().data(), 0, b.num_bytes());
+    z.emplace(k, std::move(b));
+  }
+  return z;
+}
 
 variant run(const fs::path& root, const state_t& state, bool compress) {
   variant v;
@@ -100,6 +115,28 @@ variant run(const fs::path& root, const state_t& state, bool compress) {
   m.restore(back, 2);
   v.restore_s = seconds_since(t0);
   v.exact = back == state;
+  back.clear();
+  // In place: into a live state of the same shapes (restore_options::in_place).
+  cairn::restore_options in_place;
+  in_place.in_place = true;
+  state_t live = zeroed_like(state);
+  cairn_bench::drop_cache(root / "timed");
+  t0 = bench_clock::now();
+  m.restore(live, 2, in_place);
+  v.restore_in_place_s = seconds_since(t0);
+  v.exact = v.exact && live == state;
+  // Peak memory of each restore beyond its destination, in forked children.
+  std::size_t bytes = 0;
+  for (const auto& [k, a] : state) bytes += a.num_bytes();
+  for (const bool inplace : {false, true}) {
+    const auto peak_restore = cairn_bench::run_in_child([&](cairn_bench::phase_report& r) {
+      state_t target = inplace ? zeroed_like(state) : state_t{};
+      cairn_bench::drop_cache(root / "timed");
+      cairn_bench::measured(r, [&] { m.restore(target, 2, inplace ? in_place : cairn::restore_options{}); });
+    });
+    if (!peak_restore.ok) throw std::runtime_error(std::string("restore peak-memory child: ") + peak_restore.error);
+    (inplace ? v.restore_in_place_extra_mib : v.restore_extra_mib) = peak_restore.extra_mib(inplace ? 0 : bytes);
+  }
   fs::remove_all(root);
   return v;
 }
@@ -150,8 +187,11 @@ int main(int argc, char** argv) {
       std::printf("  async blocking  %7.3f s = %.2f x memcpy of the state (+5 ms allowed; goal <= 1.5); first save %.3f s\n",
                   v->blocking_s, (v->blocking_s - 0.005) / memcpy_s, v->first_blocking_s);
       std::printf("  background save %7.3f s  %5.2f GB/s = %.2f x durable write (goal >= 0.8)\n", v->save_s, gb / v->save_s, save_ratio(*v));
-      std::printf("  restore, cold   %7.3f s  %5.2f GB/s = %.2f x cold read (goal >= 0.8)\n", v->restore_s, gb / v->restore_s,
-                  restore_ratio(*v));
+      std::printf("  restore, cold   %7.3f s  %5.2f GB/s = %.2f x cold read (goal >= 0.8), into new arrays; beyond them %.0f MiB (goal <= 256)\n",
+                  v->restore_s, gb / v->restore_s, restore_ratio(*v), v->restore_extra_mib);
+      std::printf("  restore in place%7.3f s  %5.2f GB/s = %.2f x cold read (goal >= 0.8), into the live state; extra %.0f MiB\n",
+                  v->restore_in_place_s, gb / v->restore_in_place_s, gb / v->restore_in_place_s / roof.read_cold_GBps,
+                  v->restore_in_place_extra_mib);
       std::printf("  peak extra memory of an async save: %.0f MiB = state + %.0f MiB (goal <= state + 256 MiB); bit-exact: %s\n",
                   v->peak_extra_mib, v->peak_extra_mib - state_mib, v->exact ? "yes" : "NO");
     }
@@ -181,6 +221,9 @@ int main(int argc, char** argv) {
     std::ostringstream js;
     js << "{\"blocking_ratio\":" << block_ratio << ",\"save_ratio\":" << save_ratio(z) << ",\"restore_ratio\":" << restore_ratio(z)
        << ",\"save_raw_ratio\":" << save_ratio(raw) << ",\"restore_raw_ratio\":" << restore_ratio(raw)
+       << ",\"restore_in_place_ratio\":" << gb / z.restore_in_place_s / roof.read_cold_GBps
+       << ",\"restore_in_place_raw_ratio\":" << gb / raw.restore_in_place_s / roof.read_cold_GBps
+       << ",\"restore_extra_MiB\":" << z.restore_extra_mib << ",\"restore_in_place_extra_MiB\":" << z.restore_in_place_extra_mib
        << ",\"blocking_s\":" << z.blocking_s << ",\"first_blocking_s\":" << z.first_blocking_s << ",\"save_s\":" << z.save_s << ",\"restore_s\":" << z.restore_s
        << ",\"peak_extra_MiB\":" << z.peak_extra_mib << ",\"state_MiB\":" << state_mib << ",\"bit_exact\":" << (z.exact && raw.exact ? 1 : 0)
        << ",\"python_save_ratio\":" << py_save_ratio << ",\"python_restore_ratio\":" << py_restore_ratio << ","

@@ -4,10 +4,12 @@
 // partial restore, allow-missing, dtype casts on save and restore, key remapping; a failed restore
 // leaves the target untouched.
 #include <cairn/checkpoint/typed.hpp>
+#include <cairn/ocdbt/reader.hpp>
 
 #include <doctest/doctest.h>
 
 #include <array>
+#include <fstream>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -325,4 +327,65 @@ TEST_CASE("a failing read leaves the target untouched; a failing leaf conversion
   for (const auto& e : std::filesystem::directory_iterator(dir.path() / "1" / "default" / "d")) std::filesystem::remove(e.path());
   CHECK_THROWS_AS(cairn::restore(dir.path(), q), cairn::error);
   CHECK(q.a == 0);
+}
+
+TEST_CASE("in-place restore reads matching host arrays into the target's own bytes; a failure names what was written") {
+  cairn_test::temp_dir dir;
+  adam_state saved{iota_array({64, 64}, 1), iota_array({64, 64}, 5000), 7};
+  cairn::save(dir.path(), 1, saved, quiet());
+  const auto in_place = with([](cairn::restore_options& o) { o.in_place = true; });
+
+  // mu matches: read into its own bytes; nu is empty (takes any shape): staged and assigned as usual.
+  adam_state t{cairn::host_array(cairn::dtype::float32, {64, 64}), cairn::host_array{}, 0};
+  const std::byte* mu_bytes = t.mu.bytes().data();
+  const cairn::array_view alias = t.mu.view();  // a view a user keeps into the live state
+  const auto report = cairn::restore(dir.path(), t, in_place);
+  CHECK(t.mu.bytes().data() == mu_bytes);
+  CHECK(t.mu == saved.mu);
+  CHECK(cairn::host_array::copy_of(alias) == saved.mu);
+  CHECK(t.nu == saved.nu);
+  CHECK(t.count == 7);
+  CHECK(report.restored == std::vector<std::string>{"mu", "nu", "count"});
+  // Without the option the target's arrays are replaced by new ones.
+  adam_state u{cairn::host_array(cairn::dtype::float32, {64, 64}), cairn::host_array{}, 0};
+  const std::byte* u_bytes = u.mu.bytes().data();
+  (void)cairn::restore(dir.path(), u);
+  CHECK(u.mu == saved.mu);
+  CHECK(u.mu.bytes().data() != u_bytes);
+  // A cast is never done in place.
+  adam_state c{cairn::host_array(cairn::dtype::float64, {64, 64}), cairn::host_array{}, 0};
+  const std::byte* c_bytes = c.mu.bytes().data();
+  auto cast_in_place = in_place;
+  cast_in_place.cast = true;
+  const auto cast_report = cairn::restore(dir.path(), c, cast_in_place);
+  CHECK(c.mu.type() == cairn::dtype::float64);
+  CHECK(c.mu.bytes().data() != c_bytes);
+  CHECK(cast_report.cast == std::vector<std::string>{"mu"});
+
+  // Damage nu's chunk on disk: the read of nu fails after mu may have been written in place.
+  const auto item = dir.path() / "1" / "default";
+  cairn::ocdbt::reader r(cairn::kvstore::open_file(item, cairn::kvstore::fsync_policy::none), "item");
+  std::optional<cairn::ocdbt::value_location> loc;
+  for (const auto& e : r.list())
+    if (e.key.rfind("nu/c", 0) == 0) loc = r.locate(e.key);
+  REQUIRE(loc);
+  REQUIRE_FALSE(loc->is_inline);
+  {
+    std::fstream f(item / loc->file.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(loc->offset));
+    f.put('\x55');  // the zstd magic number's first byte
+  }
+  adam_state v{cairn::host_array(cairn::dtype::float32, {64, 64}), cairn::host_array(cairn::dtype::float32, {64, 64}), 0};
+  const std::string text = error_text([&] { (void)cairn::restore(dir.path(), v, in_place); });
+  CHECK_MESSAGE(text.find("not a zstd frame") != std::string::npos, text);
+  CHECK_MESSAGE(text.find("leaves written in place: \"mu\", \"nu\" (in part)") != std::string::npos, text);
+  CHECK(v.mu == saved.mu);
+  CHECK(v.count == 0);  // staged leaves are not assigned
+  // Staged, the same failure leaves the target as it was.
+  adam_state w{cairn::host_array(cairn::dtype::float32, {64, 64}), cairn::host_array(cairn::dtype::float32, {64, 64}), 0};
+  const cairn::host_array before = w.mu;
+  const std::string staged_text = error_text([&] { (void)cairn::restore(dir.path(), w); });
+  CHECK(staged_text.find("not a zstd frame") != std::string::npos);
+  CHECK(staged_text.find("in place") == std::string::npos);
+  CHECK(w.mu == before);
 }

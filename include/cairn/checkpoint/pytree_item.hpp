@@ -281,12 +281,17 @@ class pytree_item {
   }
   /// Reads an array opened with `open_array` whole.
   static host_array read_array(const zarr::array& a, bool missing_chunk_is_error = true) {
-    zarr::read_options o;
-    o.missing_chunk_is_error = missing_chunk_is_error;
     // The read writes every element (fill values included), so no zero-filling first.
     host_array out = host_array::uninitialized(a.metadata().type, a.metadata().shape);
-    a.read(box(a.metadata().shape), out.mutable_view(), o);
+    read_array_into(a, out.mutable_view(), missing_chunk_is_error);
     return out;
+  }
+  /// Reads an array opened with `open_array` whole into `out`, a host view of its dtype and shape.
+  /// \throws as `zarr::array::read`; `out` is then partly written.
+  static void read_array_into(const zarr::array& a, const mutable_array_view& out, bool missing_chunk_is_error = true) {
+    zarr::read_options o;
+    o.missing_chunk_is_error = missing_chunk_is_error;
+    a.read(box(a.metadata().shape), out, o);
   }
 
   /// Reads an array onto `target` for `devices` (empty: every device of its mesh): each device gets

@@ -9,7 +9,9 @@
 /// target is matched against `_METADATA` and one error lists every missing key, unexpected key, shape
 /// and dtype mismatch — and never leaves the target half-written unannounced: everything is read into
 /// staging first and assigned only when every leaf has been read; if a custom leaf then rejects its
-/// value, the error lists the leaves already written.
+/// value, the error lists the leaves already written. With `restore_options::in_place`, host arrays
+/// that already have the saved dtype and shape are read straight into their own bytes (no second copy
+/// of the state in memory); a failure then names the leaves written, wholly or in part.
 #pragma once
 
 #include <algorithm>
@@ -193,6 +195,13 @@ struct restore_options {
   any_coordinator coordinator{};
   /// How long the others wait for the primary's choice of step.
   collective_timeout timeout = std::chrono::minutes(5);
+  /// Read each host-array leaf whose target already has the saved dtype and shape straight into the
+  /// target's bytes (as PyTorch DCP loads into preallocated tensors), instead of into a new array
+  /// that then replaces it: a training loop resuming into its live state needs no second copy of
+  /// it in memory, and no new pages. Views and pointers into those arrays see the restored values.
+  /// Leaves that do not match (and casts) are staged as usual. If reading fails, the error names the
+  /// leaves written in place, wholly or in part; the other leaves are untouched.
+  bool in_place = false;
 };
 
 /// What a restore did.
@@ -214,6 +223,7 @@ struct target_leaf {
   std::string name;
   leaf_expectation expect;
   std::function<void(dynamic_tree&&)> assign;
+  host_array* array = nullptr;  // the target itself when it is a host array (restore_options::in_place)
 };
 
 // Collects the target's leaves and sizes run-time nodes from the saved keys.
@@ -238,8 +248,10 @@ struct restore_visitor {
   }
   template <class T>
   void leaf(const key_path& path, T& v) {
+    host_array* array = nullptr;
+    if constexpr (std::same_as<T, host_array>) array = &v;
     leaves.push_back({path, param_name(path), expect_leaf(std::as_const(v)),
-                      [&v](dynamic_tree&& stored) { restore_leaf(v, std::move(stored)); }});
+                      [&v](dynamic_tree&& stored) { restore_leaf(v, std::move(stored)); }, array});
   }
   void empty(const key_path&, empty_node) {}
   template <class T>
@@ -461,9 +473,18 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   // many small reads share out their lookups and decoding); the first failure in leaf order is reported.
   const bool strict_chunks = !item.metadata() || item.metadata()->store_array_data_equal_to_fill_value;
   std::vector<dynamic_tree> staged(plan.size());
+  enum class in_place : char { no, started, done };
+  std::vector<in_place> written(plan.size(), in_place::no);  // each entry touched by its leaf's reader only
   auto read_one = [&](std::size_t i) {
     auto& p = plan[i];
     const auto& want = p.leaf->expect;
+    if (host_array* t = p.leaf->array; o.in_place && t && !p.cast && p.array && want.value_type == "array" && !t->borrows() &&
+                                       t->type() == p.array->type() && t->shape() == p.array->shape()) {
+      written[i] = in_place::started;
+      pytree_item::read_array_into(*p.array, t->mutable_view(), strict_chunks);
+      written[i] = in_place::done;
+      return;
+    }
     if (want.value_type == "string") {
       auto it = item.strings().find(p.saved);
       if (it == item.strings().end())
@@ -490,22 +511,39 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   for (const auto& p : plan)
     if (p.array) total_bytes += static_cast<std::uint64_t>(p.array->shape().num_elements()) * size_of(p.array->type());
   const auto failed = parallel_for_each_index(plan.size(), parallel_threads(plan.size(), total_bytes >= (std::uint64_t{32} << 20)), read_one);
-  for (const auto& f : failed)
-    if (f) std::rethrow_exception(f);
+  // Names the leaves already written (staged ones assigned before `upto`, and every one written in
+  // place), for an error that leaves the target partly restored.
+  auto written_list = [&](std::size_t upto) {
+    std::string list;
+    auto add = [&](const std::string& name, const char* how) { list += (list.empty() ? "\"" : ", \"") + name + "\"" + how; };
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      if (written[i] == in_place::done) add(plan[i].leaf->name, "");
+      else if (written[i] == in_place::started) add(plan[i].leaf->name, " (in part)");
+      else if (i < upto) add(plan[i].leaf->name, "");
+    }
+    return list.empty() ? std::string("none") : list;
+  };
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (!failed[i]) continue;
+    if (std::all_of(written.begin(), written.end(), [](in_place w) { return w == in_place::no; })) std::rethrow_exception(failed[i]);
+    try {
+      std::rethrow_exception(failed[i]);
+    } catch (const error& e) {
+      throw error(e.code(), e.context() + "; leaves written in place: " + written_list(0));
+    }
+  }
   for (const auto& p : plan)
     if (p.cast) report.cast.push_back(p.leaf->name);
   // Assigning can still fail in a custom leaf's from_leaf / restore; then say exactly what was written.
   for (std::size_t i = 0; i < plan.size(); ++i) {
-    try {
-      plan[i].leaf->assign(std::move(staged[i]));
-    } catch (const std::exception& e) {
-      std::string written;
-      for (const auto& r : report.restored) written += (written.empty() ? "\"" : ", \"") + r + "\"";
-      const std::string context = item.name() + ", leaf \"" + plan[i].leaf->name + "\": " + e.what() +
-                                  "; leaves already written to the target: " + (written.empty() ? "none" : written);
-      if (const auto* ce = dynamic_cast<const error*>(&e)) throw error(ce->code(), context);
-      throw error(errc::invalid_argument, context);
-    }
+    if (written[i] == in_place::no) try {
+        plan[i].leaf->assign(std::move(staged[i]));
+      } catch (const std::exception& e) {
+        const std::string context = item.name() + ", leaf \"" + plan[i].leaf->name + "\": " + e.what() +
+                                    "; leaves already written to the target: " + written_list(i);
+        if (const auto* ce = dynamic_cast<const error*>(&e)) throw error(ce->code(), context);
+        throw error(errc::invalid_argument, context);
+      }
     report.restored.push_back(plan[i].leaf->name);
   }
   return report;

@@ -212,6 +212,8 @@ class host_array {
     return b;
   }
 
+  /// Whether the bytes are another array's (`borrowing`), which must not be written through this one.
+  bool borrows() const noexcept { return buffer_.borrowed(); }
   dtype type() const noexcept { return type_; }
   const cairn::shape& shape() const noexcept { return shape_; }
   std::size_t num_bytes() const noexcept { return buffer_.size(); }
