@@ -231,10 +231,8 @@ class file_driver final : public driver {
     shared_bytes read(std::uint64_t offset, std::uint64_t length) override {
       if (offset > bytes || length > bytes - offset)
         resolve_range({offset, length}, bytes, "file \"" + path.string() + "\"");  // throws, naming the range
-      if (length >= direct_threshold && offset % direct_block == 0)
-        if (auto direct = read_direct(path, offset, length, bytes)) return shared_bytes(std::move(*direct));
-      byte_buffer buf(length);
-      read_exact(fd.get(), buf.data(), length, offset, path);
+      byte_buffer buf(length);  // large allocations are page-aligned: read_into can use O_DIRECT
+      read_into(offset, buf.mutable_view());
       return shared_bytes(std::move(buf));
     }
     // The whole blocks go straight to `dst` when it is block-aligned (a large host array is); the rest,
@@ -252,33 +250,6 @@ class file_driver final : public driver {
     std::filesystem::path path;
     std::uint64_t bytes = 0;
   };
-
-  // Reads [offset, offset + length) with O_DIRECT into a page-aligned buffer; nullopt when the file
-  // system refuses O_DIRECT (the caller then reads through the page cache).
-  static std::optional<byte_buffer> read_direct(const std::filesystem::path& path, std::uint64_t offset,
-                                                std::uint64_t length, std::uint64_t file_size) {
-    detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
-    if (fd.get() < 0) return std::nullopt;
-    const std::uint64_t span = std::min((length + direct_block - 1) / direct_block * direct_block,
-                                        (file_size - offset + direct_block - 1) / direct_block * direct_block);
-    byte_buffer buf;
-    buf.reserve(std::max<std::size_t>(span, byte_buffer::large_size));  // large allocations are page-aligned
-    buf.resize(span);
-    std::uint64_t done = 0;
-    while (done < length) {
-      ssize_t got = ::pread(fd.get(), buf.data() + done, span - done, static_cast<off_t>(offset + done));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EINVAL && done == 0) return std::nullopt;
-        throw io_error("read \"" + path.string() + "\"", errno);
-      }
-      if (got == 0) throw error(errc::corrupted, "read \"" + path.string() + "\": file ends early");
-      done += static_cast<std::uint64_t>(got);
-      if (done % direct_block != 0 && done < length) return std::nullopt;  // unaligned short read: give up
-    }
-    buf.resize(length);
-    return buf;
-  }
 
   // Reads `dst.size()` bytes (whole blocks, into block-aligned memory) at `offset` with O_DIRECT;
   // returns how many whole blocks' bytes arrived (0 when the file system refuses O_DIRECT), the caller
