@@ -434,9 +434,10 @@ class data_file_sink {
   void write_batches() {
     std::unique_lock lock(jobs_mutex_);
     for (;;) {
-      jobs_cv_.wait(lock, [&] { return stop_ || (job_ && !job_busy_); });
-      if (!job_ || job_busy_) return;  // stopping with nothing queued
-      job_busy_ = true;
+      // This is the only thread that takes a job, and job_ stays set while it writes it (which
+      // keeps submit_batch waiting): a set job_ here is always one not yet started.
+      jobs_cv_.wait(lock, [&] { return stop_ || job_; });
+      if (!job_) return;  // stopping with nothing queued
       lock.unlock();
       std::exception_ptr failed;
       try {
@@ -446,7 +447,6 @@ class data_file_sink {
       }
       lock.lock();
       job_.reset();
-      job_busy_ = false;
       if (failed && !job_failure_) job_failure_ = failed;
       jobs_cv_.notify_all();
     }
@@ -501,7 +501,6 @@ class data_file_sink {
   std::mutex jobs_mutex_;
   std::condition_variable jobs_cv_;
   std::optional<batch_job> job_;  // the full batch waiting for, or being written by, job_thread_
-  bool job_busy_ = false;
   bool stop_ = false;
   std::exception_ptr job_failure_;
   std::thread job_thread_;  // joined first thing in the destructor, before the files close
