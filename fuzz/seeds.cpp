@@ -2,6 +2,7 @@
 // Writes a seed corpus for every fuzz target: the manifests, B+tree nodes and metadata files of the Orbax fixtures,
 // plus version-tree nodes and data file tables from databases cairn writes.
 // Usage: cairn_fuzz_seeds OUT_DIR [FIXTURES_DIR]
+#include <cairn/codec/zstd.hpp>
 #include <cairn/kvstore/file.hpp>
 #include <cairn/kvstore/memory.hpp>
 #include <cairn/ocdbt/reader.hpp>
@@ -92,6 +93,28 @@ void zarr_metadata_seeds(const fs::path& out) {
   big.separator = '/';
   put(big);
 }
+
+// zstd frames as cairn and TensorStore write them, each behind the 4 bytes that give its decoded size
+// and a piece size: compressed, raw blocks (what does not compress), several blocks, empty.
+void zstd_frame_seeds(const fs::path& out) {
+  auto put = [&](cairn::byte_view content, int level, double min_ratio, bool checksum, unsigned piece) {
+    const cairn::byte_buffer frame = cairn::codec::zstd_compress(content, level, checksum, min_ratio);
+    const std::size_t n = content.size();
+    const char head[4] = {static_cast<char>(n & 0xff), static_cast<char>(n >> 8 & 0xff),
+                          static_cast<char>((n >> 16 & 0x0f) | (piece & 0x0f) << 4), static_cast<char>(piece >> 4 & 0xff)};
+    save(out / "zstd_frame", frame.view(), std::string_view(head, 4));
+  };
+  std::string text;
+  for (int i = 0; text.size() < 300000; ++i) text += "weights " + std::to_string(i * 7919 % 1000) + " ";
+  std::string noise(200000, '\0');
+  std::uint32_t x = 1;
+  for (auto& c : noise) c = static_cast<char>((x = x * 1664525u + 1013904223u) >> 24);
+  put(cairn::as_bytes(text), 3, 0, true, 100);
+  put(cairn::as_bytes(text.substr(0, 5000)), 1, 0, false, 7);
+  put(cairn::as_bytes(noise), 3, 1.1, true, 4000);  // raw blocks
+  put(cairn::as_bytes(noise.substr(0, 1000)), 3, 1.1, false, 0);
+  put(cairn::byte_view{}, 3, 0, false, 3);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,6 +192,7 @@ int main(int argc, char** argv) {
   }
   safetensors_seeds(out);
   zarr_metadata_seeds(out);
+  zstd_frame_seeds(out);
   std::cout << counter << " seeds written to " << out.string() << "\n";
   return 0;
 }

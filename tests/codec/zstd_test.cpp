@@ -322,11 +322,13 @@ TEST_CASE("zstd decodes a frame read in pieces straight into the caller's buffer
       CAPTURE(n);
       const byte_buffer in = compressible_bytes(n, n);
       const byte_buffer frame = c.compress(in);
-      for (std::size_t scratch : {std::size_t{7}, 1000 + n % 13, 64 * kib, 4 * mib}) {
+      for (std::size_t scratch : {std::size_t{1}, std::size_t{3}, std::size_t{7}, 1000 + n % 13, 64 * kib, 4 * mib}) {
         CAPTURE(scratch);
+        if (scratch < 4 && n > 200 * kib) continue;  // a byte at a time: the small frames suffice
         byte_buffer out(n);
         const int pieces = decode(frame, out.mutable_view(), scratch, frame.size());
-        CHECK(pieces == static_cast<int>((frame.size() + scratch - 1) / scratch));
+        // Pieces smaller than the magic number have it read on its own first.
+        CHECK(pieces == static_cast<int>((frame.size() + scratch - 1) / scratch) + (scratch < 4 ? 1 : 0));
         CHECK(same_bytes(out, in));
       }
       // Every way the frame can be wrong is reported as corruption, as by decompress_into.
@@ -345,6 +347,13 @@ TEST_CASE("zstd decodes a frame read in pieces straight into the caller's buffer
       byte_buffer magic(frame.view());
       magic[0] ^= std::byte{1};
       require_error([&] { decode(magic, out.mutable_view(), 999, magic.size()); }, errc::corrupted, "not a zstd frame");
+      // Pieces smaller than the magic number do not let another kind of frame through (libzstd alone
+      // would skip a skippable frame).
+      require_error([&] { decode(magic, out.mutable_view(), 1, magic.size()); }, errc::corrupted, "not a zstd frame");
+      byte_buffer skippable(frame.view());
+      cairn::store_le<std::uint32_t>(skippable.data(), 0x184D2A50u);
+      require_error([&] { decode(skippable, out.mutable_view(), 2, skippable.size()); }, errc::corrupted, "not a zstd frame");
+      require_error([&] { decode(frame, out.mutable_view(), 999, 3); }, errc::corrupted, "not a zstd frame");
     }
   }
   // A frame without a content size decodes too, and must still fill the buffer exactly.

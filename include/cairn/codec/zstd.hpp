@@ -496,6 +496,14 @@ class zstd_decompressor {
     if (ZSTD_isError(ZSTD_DCtx_setParameter(c, ZSTD_d_stableOutBuffer, 1)) ||
         ZSTD_isError(ZSTD_DCtx_setParameter(c, ZSTD_d_windowLogMax, ZSTD_WINDOWLOG_MAX)))
       throw error(errc::unsupported, std::string(what) + ": this zstd library cannot decode into a caller's buffer");
+    // The magic number is checked first, as check_single_frame does (libzstd would also take legacy
+    // and skippable frames); a piece too small to hold it has it read on its own.
+    if (frame_size < 4) detail::throw_corrupted(what, "not a zstd frame (" + std::to_string(frame_size) + " bytes)");
+    if (scratch.size() < 4) {
+      std::byte magic[4];
+      read(std::uint64_t{0}, mutable_byte_view(magic, 4));
+      check_magic(byte_view(magic, 4), what);
+    }
     std::byte dummy{};
     ZSTD_outBuffer dst{out.empty() ? &dummy : out.data(), out.size(), 0};
     std::uint64_t fed = 0;
@@ -532,11 +540,15 @@ class zstd_decompressor {
   }
 
  private:
-  // Rejects a first piece whose header declares another content size than `expected`; a frame too
-  // short to hold its header is left to the decoder, which reports it.
+  // `first` (at least 4 bytes) starts with the magic number of a zstd data frame.
+  static void check_magic(byte_view first, std::string_view what) {
+    if (load_le<std::uint32_t>(first.data()) != ZSTD_MAGICNUMBER) detail::throw_corrupted(what, "not a zstd frame (bad magic number)");
+  }
+  // Rejects a first piece that is no zstd frame or whose header declares another content size than
+  // `expected`; a piece too short to hold the header leaves that to the decoder, which reports it.
   static void check_declared_size(byte_view first, std::size_t expected, std::string_view what) {
-    if (first.size() < 4 || load_le<std::uint32_t>(first.data()) != ZSTD_MAGICNUMBER)
-      detail::throw_corrupted(what, "not a zstd frame (bad magic number)");
+    if (first.size() < 4) return;  // checked on its own
+    check_magic(first, what);
     ZSTD_frameHeader h{};
     const std::size_t rc = ZSTD_getFrameHeader(&h, first.data(), first.size());
     if (ZSTD_isError(rc)) detail::throw_corrupted(what, std::string("not a zstd frame: ") + ZSTD_getErrorName(rc));
