@@ -340,7 +340,8 @@ TEST_CASE("zstd decodes a frame read in pieces straight into the caller's buffer
       }
       require_error([&] { decode(frame, out.mutable_view(), 999, frame.size() - 1); }, errc::corrupted, "");
       const byte_buffer trailing = concat(frame, frame);
-      require_error([&] { decode(trailing, out.mutable_view(), 999, trailing.size()); }, errc::corrupted, "trailing");
+      require_error([&] { decode(trailing, out.mutable_view(), 999, trailing.size()); }, errc::corrupted,
+                    "trailing bytes after the zstd frame (" + std::to_string(frame.size()) + " of " + std::to_string(trailing.size()) + " bytes used)");
       byte_buffer flipped(frame.view());
       flipped[flipped.size() - 5] ^= std::byte{0x10};  // the last content byte: the checksum catches it
       require_error([&] { decode(flipped, out.mutable_view(), 999, flipped.size()); }, errc::corrupted, "");

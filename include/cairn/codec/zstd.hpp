@@ -525,7 +525,7 @@ class zstd_decompressor {
         if (rc == 0) {  // the frame is complete
           if (in.pos != in.size || fed != frame_size)
             detail::throw_corrupted(what, "trailing bytes after the zstd frame (" +
-                                              std::to_string(frame_size - (fed - (in.size - in.pos))) + " of " +
+                                              std::to_string(fed - (in.size - in.pos)) + " of " +
                                               std::to_string(frame_size) + " bytes used)");
           if (dst.pos != out.size())
             detail::throw_corrupted(what, "zstd frame decodes to " + std::to_string(dst.pos) + " bytes, expected " +
