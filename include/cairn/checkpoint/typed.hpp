@@ -536,15 +536,16 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     if (p.cast) report.cast.push_back(p.leaf->name);
   // Assigning can still fail in a custom leaf's from_leaf / restore; then say exactly what was written.
   for (std::size_t i = 0; i < plan.size(); ++i) {
-    if (written[i] == in_place::no) try {
-        plan[i].leaf->assign(std::move(staged[i]));
-      } catch (const std::exception& e) {
-        const std::string context = item.name() + ", leaf \"" + plan[i].leaf->name + "\": " + e.what() +
-                                    "; leaves already written to the target: " + written_list(i);
-        if (const auto* ce = dynamic_cast<const error*>(&e)) throw error(ce->code(), context);
-        throw error(errc::invalid_argument, context);
-      }
     report.restored.push_back(plan[i].leaf->name);
+    if (written[i] != in_place::no) continue;  // already in the target
+    try {
+      plan[i].leaf->assign(std::move(staged[i]));
+    } catch (const std::exception& e) {
+      const std::string context = item.name() + ", leaf \"" + plan[i].leaf->name + "\": " + e.what() +
+                                  "; leaves already written to the target: " + written_list(i);
+      if (const auto* ce = dynamic_cast<const error*>(&e)) throw error(ce->code(), context);
+      throw error(errc::invalid_argument, context);
+    }
   }
   return report;
 }

@@ -174,10 +174,16 @@ class driver {
   virtual std::shared_ptr<value_reader> open_value(std::string_view) { return nullptr; }
   /// Reads the bytes `[offset, offset + dst.size())` of the value at `key` into `dst` if the value has
   /// exactly `value_size` bytes (a raw chunk read into its place in the destination array); see
-  /// `read_into_status`. The default reads the whole value and copies.
+  /// `read_into_status`. The default reads through an `open_value` handle (a file store: O_DIRECT
+  /// straight into `dst`), else reads the whole value and copies.
   /// \pre offset + dst.size() <= value_size
   /// \throws as `read`.
   virtual read_into_status read_into(std::string_view key, std::uint64_t offset, mutable_byte_view dst, std::uint64_t value_size) {
+    if (auto value = open_value(key)) {
+      if (value->size() != value_size) return read_into_status::other_size;
+      value->read_into(offset, dst);
+      return read_into_status::done;
+    }
     auto r = read(key);
     if (r.missing()) return read_into_status::missing;
     if (r->size() != value_size) return read_into_status::other_size;

@@ -125,14 +125,6 @@ class file_driver final : public driver {
     return handle;
   }
 
-  read_into_status read_into(std::string_view key, std::uint64_t offset, mutable_byte_view dst, std::uint64_t value_size) override {
-    auto value = open_value(key);
-    if (!value) return read_into_status::missing;
-    if (value->size() != value_size) return read_into_status::other_size;
-    value->read_into(offset, dst);
-    return read_into_status::done;
-  }
-
   void write(std::string_view key, byte_view value) override {
     validate_file_key(key);
     const auto path = root_ / std::string(key);

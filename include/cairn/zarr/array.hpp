@@ -188,7 +188,7 @@ class array {
       }
       kvstore::read_result r = kvstore::read(store_, key);
       if (r.missing()) return missing();
-      const std::string what = label() + ", key " + cairn::detail::json_quote(store_.full_key(key));
+      const std::string what = chunk_label(key);
       if (part == cbox && dst.is_c_contiguous()) {
         decode_chunk(*metadata_, r->view(), dst, what);
         return;
@@ -254,7 +254,7 @@ class array {
       codec::zstd_decompress_read_into(
           frame, [&](std::uint64_t at, mutable_byte_view piece) { value->read_into(offset + at, piece); },
           scratch.mutable_view().first(static_cast<std::size_t>(std::min<std::uint64_t>(frame, stream_piece_bytes))), dst,
-          label() + ", key " + cairn::detail::json_quote(store_.full_key(key)));
+          chunk_label(key));
     } catch (const error& e) {
       if (e.code() == errc::corrupted) return other;
       throw;
@@ -272,6 +272,7 @@ class array {
     return std::pair{offset, size};
   }
   std::string label() const { return "array " + cairn::detail::json_quote(name_); }
+  std::string chunk_label(const std::string& key) const { return label() + ", key " + cairn::detail::json_quote(store_.full_key(key)); }
   void check_region(const box& region) const {
     if (!box(metadata_->shape).contains(region))
       throw error(errc::invalid_argument, label() + ": region " + to_string(region) + " is not inside " +
