@@ -188,6 +188,37 @@ TEST_CASE("shards of several inner chunks: index last or first, with or without 
   }
 }
 
+TEST_CASE("shards of one inner chunk: index last or first, with or without CRC, and a damaged frame named") {
+  // The shape Orbax writes, which encode_chunk and decode_chunk take without walking the inner grid.
+  for (auto location : {zarr::shard_index_location::end, zarr::shard_index_location::start}) {
+    for (bool crc : {true, false}) {
+      for (bool compress : {true, false}) {
+        CAPTURE(static_cast<int>(location));
+        CAPTURE(crc);
+        CAPTURE(compress);
+        auto m = zarr::orbax_metadata(3, dtype::int16, {4, 6}, {4, 6}, compress);
+        m.index_location = location;
+        m.index_crc32c = crc;
+        const host_array shard = iota_i16({4, 6});
+        const byte_buffer stored = zarr::encode_chunk(m, shard);
+        CHECK(decode(m, stored) == shard);
+        const std::size_t index_size = 16 + (crc ? 4 : 0);
+        const bool start = location == zarr::shard_index_location::start;
+        const std::byte* index = start ? stored.data() : stored.data() + stored.size() - index_size;
+        CHECK(cairn::load_le<std::uint64_t>(index) == (start ? index_size : 0));
+        CHECK(cairn::load_le<std::uint64_t>(index + 8) == stored.size() - index_size);
+        if (!compress) CHECK(stored.size() == 4 * 6 * 2 + index_size);
+        if (crc) CHECK(cairn::load_le<std::uint32_t>(index + 16) == cairn::crc32c(cairn::byte_view(index, 16)));
+        if (compress && !start && crc) {
+          byte_buffer bad = stored;
+          bad[0] ^= std::byte{0xff};  // the frame's magic number
+          check_corrupted(m, bad, "inner chunk [0,0]: not a zstd frame");
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("a missing inner chunk decodes to the fill value") {
   auto m = zarr::orbax_metadata(3, dtype::int16, {4, 6}, {4, 6});
   m.inner_chunk_shape = {2, 3};

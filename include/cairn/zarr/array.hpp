@@ -152,20 +152,17 @@ class array {
     if (out.type() != metadata_->type)
       throw error(errc::type_mismatch, label() + ": reading " + std::string(name_of(metadata_->type)) +
                                            " elements into a " + std::string(name_of(out.type())) + " view");
-    if (out.shape() != region.shape())
+    if (out.shape().vector() != region.extent())
       throw error(errc::shape_mismatch, label() + ": region " + to_string(region) + " has shape " +
                                             to_string(region.shape()) + " but the view " + to_string(out.shape()));
     if (region.empty()) return;
 
-    std::vector<index_t> to_region(region.rank());
-    for (std::size_t i = 0; i < to_region.size(); ++i) to_region[i] = -region.origin(i);
     byte_buffer staging, pieces;  // a partial chunk's decoded bytes; a large frame's pieces
     std::vector<std::byte> fill_element;
-    for_each_chunk(*metadata_, region, [&](std::span<const index_t> k) {
+    // Reads chunk `k` into `dst`, the place in `out` of `part`: all of the chunk (`whole`) or the part
+    // of it inside `region`.
+    auto read_chunk = [&](std::span<const index_t> k, bool whole, const box& part, const mutable_array_view& dst) {
       const std::string key = chunk_key(*metadata_, k);
-      const box cbox = chunk_box(*metadata_, k);
-      const box part = intersect(cbox, region);
-      const mutable_array_view dst = out.sub(part.translated(to_region));
       auto missing = [&] {
         if (options.missing_chunk_is_error)
           throw error(errc::not_found, label() + ": chunk " + to_string(k) + " (key " +
@@ -178,7 +175,7 @@ class array {
       // the store's, a large zstd frame decoded as it is read. Anything unexpected (another size, a
       // shard index that does not point at exactly those bytes, a bad frame) goes the usual way,
       // which reads it again and reports it.
-      if (part == cbox && dst.is_c_contiguous()) {
+      if (whole && dst.is_c_contiguous()) {
         const auto status = read_chunk_in_place(key, dst.bytes(), pieces);
         if (status == kvstore::read_into_status::missing) return missing();
         if (status == kvstore::read_into_status::done) {
@@ -189,16 +186,33 @@ class array {
       kvstore::read_result r = kvstore::read(store_, key);
       if (r.missing()) return missing();
       const std::string what = chunk_label(key);
-      if (part == cbox && dst.is_c_contiguous()) {
+      if (whole && dst.is_c_contiguous()) {
         decode_chunk(*metadata_, r->view(), dst, what);
         return;
       }
       if (staging.empty()) staging.resize(chunk_num_bytes(*metadata_));
-      const mutable_array_view whole(staging.data(), metadata_->type, cairn::shape(metadata_->chunk_shape));
-      decode_chunk(*metadata_, r->view(), whole, what);
-      std::vector<index_t> to_chunk(cbox.rank());
-      for (std::size_t i = 0; i < to_chunk.size(); ++i) to_chunk[i] = -cbox.origin(i);
-      copy(whole.sub(part.translated(to_chunk)), dst);
+      const mutable_array_view decoded(staging.data(), metadata_->type, cairn::shape(metadata_->chunk_shape));
+      decode_chunk(*metadata_, r->view(), decoded, what);
+      if (whole) {
+        copy(decoded, dst);
+        return;
+      }
+      std::vector<index_t> to_chunk(k.size());
+      for (std::size_t i = 0; i < to_chunk.size(); ++i) to_chunk[i] = -k[i] * metadata_->chunk_shape[i];
+      copy(decoded.sub(part.translated(to_chunk)), dst);
+    };
+    // The usual leaf, one chunk that is the whole array, goes without the grid walk and its boxes.
+    if (metadata_->chunk_shape == metadata_->shape.vector() && region.extent() == metadata_->shape.vector()) {
+      const std::vector<index_t> origin(region.rank(), 0);
+      read_chunk(origin, true, region, out);
+      return;
+    }
+    std::vector<index_t> to_region(region.rank());
+    for (std::size_t i = 0; i < to_region.size(); ++i) to_region[i] = -region.origin(i);
+    for_each_chunk(*metadata_, region, [&](std::span<const index_t> k) {
+      const box cbox = chunk_box(*metadata_, k);
+      const box part = intersect(cbox, region);
+      read_chunk(k, part == cbox, part, out.sub(part.translated(to_region)));
     });
   }
 
@@ -274,7 +288,11 @@ class array {
   std::string label() const { return "array " + cairn::detail::json_quote(name_); }
   std::string chunk_label(const std::string& key) const { return label() + ", key " + cairn::detail::json_quote(store_.full_key(key)); }
   void check_region(const box& region) const {
-    if (!box(metadata_->shape).contains(region))
+    // Without building a box: a restore checks each leaf's region.
+    bool inside = region.rank() == metadata_->shape.rank();
+    for (std::size_t i = 0; inside && !region.empty() && i < region.rank(); ++i)
+      inside = region.origin(i) >= 0 && region.stop(i) <= metadata_->shape[i];
+    if (!inside)
       throw error(errc::invalid_argument, label() + ": region " + to_string(region) + " is not inside " +
                                               to_string(box(metadata_->shape)));
   }
@@ -300,11 +318,46 @@ inline constexpr std::size_t stream_chunk_bytes = std::size_t{16} << 20;
 ///         (errc::type_mismatch / shape_mismatch) if `data` does not match; whatever `put` throws.
 template <class Sink>
 void write_chunks(const array_metadata& m, const box& region, const array_view& data, Sink&& put) {
-  const box domain(m.shape);
-  if (intersect(region, domain) != region || data.shape() != region.shape() || data.type() != m.type)
+  // Checked without building boxes: a save calls this once per leaf, most of them small.
+  bool fits = region.rank() == m.shape.rank() && data.shape().vector() == region.extent() && data.type() == m.type;
+  for (std::size_t i = 0; fits && i < region.rank(); ++i) fits = region.origin(i) >= 0 && region.stop(i) <= m.shape[i];
+  if (!fits)
     throw error(errc::invalid_argument, "write_chunks: region " + to_string(region) + " of an array " + to_string(m.shape) +
                                             " with a view of " + std::string(name_of(data.type())) + to_string(data.shape()));
   if (region.empty() && m.shape.rank() > 0) return;
+  // Puts the full chunk `k`, whose elements `c` holds.
+  auto put_full = [&](std::span<const index_t> k, const array_view& c) {
+    if constexpr (streaming_chunk_sink<Sink>) {
+      // A zarr v3 shard of one inner chunk with its index at the end (what Orbax writes) streams too:
+      // the inner chunk, then its index entry.
+      const bool one_inner = m.sharded && m.index_location == shard_index_location::end && m.inner_chunk_shape == m.chunk_shape;
+      if ((!m.sharded || one_inner) && c.is_c_contiguous() && !detail::zarr_needs_swap(m) && c.num_bytes() >= stream_chunk_bytes) {
+        const byte_view raw = c.bytes();
+        const bool checksum = m.zstd_checksum || m.frame_checksums;
+        const std::size_t index_bytes = one_inner ? 16 + (m.index_crc32c ? 4 : 0) : 0;
+        const std::uint64_t bound = (m.zstd_level ? codec::zstd_compressor::compress_bound(raw.size()) : raw.size()) + index_bytes;
+        put.put_streamed(chunk_key(m, k), bound, [&](auto& out) {
+          const std::size_t n = m.zstd_level ? codec::detail::thread_compressor(*m.zstd_level, checksum, m.zstd_min_ratio).compress_streamed(raw, out)
+                                             : (emit_into(out, raw), raw.size());
+          if (!one_inner) return;
+          std::byte index[20];
+          store_le<std::uint64_t>(index, 0);  // the inner chunk starts the shard
+          store_le<std::uint64_t>(index + 8, n);
+          if (m.index_crc32c) store_le<std::uint32_t>(index + 16, crc32c(byte_view(index, 16)));
+          emit_into(out, byte_view(index, index_bytes));
+        });
+        return;
+      }
+    }
+    put(chunk_key(m, k), encode_chunk(m, c));
+  };
+  // The usual leaf, one chunk that is the whole array, goes without the grid walk and its boxes.
+  if (m.chunk_shape == m.shape.vector() && region.extent() == m.shape.vector()) {
+    const std::vector<index_t> origin(m.shape.rank(), 0);
+    put_full(origin, data);
+    return;
+  }
+  const box domain(m.shape);
   byte_buffer staging;
   std::vector<std::byte> fill_element;
   std::vector<index_t> to_region(region.rank());
@@ -315,30 +368,7 @@ void write_chunks(const array_metadata& m, const box& region, const array_view& 
     if (intersect(part, region) != part)
       throw error(errc::invalid_argument, "write_chunks: region " + to_string(region) + " cuts chunk " + to_string(cbox));
     if (part == cbox) {
-      const array_view c = data.sub(cbox.translated(to_region));
-      if constexpr (streaming_chunk_sink<Sink>) {
-        // A zarr v3 shard of one inner chunk with its index at the end (what Orbax writes) streams too:
-        // the inner chunk, then its index entry.
-        const bool one_inner = m.sharded && m.index_location == shard_index_location::end && m.inner_chunk_shape == m.chunk_shape;
-        if ((!m.sharded || one_inner) && c.is_c_contiguous() && !detail::zarr_needs_swap(m) && c.num_bytes() >= stream_chunk_bytes) {
-          const byte_view raw = c.bytes();
-          const bool checksum = m.zstd_checksum || m.frame_checksums;
-          const std::size_t index_bytes = one_inner ? 16 + (m.index_crc32c ? 4 : 0) : 0;
-          const std::uint64_t bound = (m.zstd_level ? codec::zstd_compressor::compress_bound(raw.size()) : raw.size()) + index_bytes;
-          put.put_streamed(chunk_key(m, k), bound, [&](auto& out) {
-            const std::size_t n = m.zstd_level ? codec::detail::thread_compressor(*m.zstd_level, checksum, m.zstd_min_ratio).compress_streamed(raw, out)
-                                               : (emit_into(out, raw), raw.size());
-            if (!one_inner) return;
-            std::byte index[20];
-            store_le<std::uint64_t>(index, 0);  // the inner chunk starts the shard
-            store_le<std::uint64_t>(index + 8, n);
-            if (m.index_crc32c) store_le<std::uint32_t>(index + 16, crc32c(byte_view(index, 16)));
-            emit_into(out, byte_view(index, index_bytes));
-          });
-          return;
-        }
-      }
-      put(chunk_key(m, k), encode_chunk(m, c));
+      put_full(k, data.sub(cbox.translated(to_region)));
       return;
     }
     if (staging.empty()) {

@@ -185,13 +185,18 @@ inline byte_buffer encode_chunk(const array_metadata& m, const array_view& chunk
   if (start) out.resize(index_bytes);  // the index is filled in below
   std::vector<std::uint64_t> entries(2 * n);
   std::size_t i = 0;
-  for_each_point(box(cairn::shape(inner_grid)), [&](std::span<const index_t> k) {
+  auto encode_inner = [&](const array_view& inner) {
     const std::size_t before = out.size();
-    detail::zarr_encode_elements_into(m, chunk.sub(detail::zarr_inner_box(m, k)), out);
+    detail::zarr_encode_elements_into(m, inner, out);
     entries[2 * i] = before;  // offsets count from the start of the shard, index included when it leads
     entries[2 * i + 1] = out.size() - before;
     ++i;
-  });
+  };
+  if (n == 1)  // one inner chunk, as Orbax writes: no grid to walk (a save does this once per leaf)
+    encode_inner(chunk);
+  else
+    for_each_point(box(cairn::shape(inner_grid)),
+                   [&](std::span<const index_t> k) { encode_inner(chunk.sub(detail::zarr_inner_box(m, k))); });
   const std::size_t index_at = start ? 0 : out.size();
   if (!start) out.resize(out.size() + index_bytes);
   for (std::size_t j = 0; j < 2 * n; ++j) store_le<std::uint64_t>(out.data() + index_at + 8 * j, entries[j]);
@@ -240,26 +245,39 @@ inline void decode_chunk(const array_metadata& m, byte_view stored, const mutabl
 
   std::vector<std::byte> fill_element;
   std::uint64_t i = 0;
-  for_each_point(box(cairn::shape(inner_grid)), [&](std::span<const index_t> k) {
+  auto decode_inner = [&](std::span<const index_t> k, const mutable_array_view& target) {
     const std::uint64_t offset = load_le<std::uint64_t>(index.data() + 16 * i);
     const std::uint64_t nbytes = load_le<std::uint64_t>(index.data() + 16 * i + 8);
     ++i;
-    const mutable_array_view target = chunk_out.sub(detail::zarr_inner_box(m, k));
-    const std::string inner_what = std::string(what) + ", inner chunk " + to_string(k);
+    // Named only on failure: a restore decodes a shard per leaf, most of them small.
+    auto inner_what = [&] { return std::string(what) + ", inner chunk " + to_string(k); };
     if (offset == detail::zarr_missing_inner && nbytes == detail::zarr_missing_inner) {
       if (fill_element.empty()) fill_element = detail::fill_bytes(m, errc::corrupted, what);
       fill(target, fill_element);
       return;
     }
     if (offset == detail::zarr_missing_inner || nbytes == detail::zarr_missing_inner)
-      throw error(errc::corrupted, inner_what + ": shard index entry is half missing (offset " +
+      throw error(errc::corrupted, inner_what() + ": shard index entry is half missing (offset " +
                                        std::to_string(offset) + ", " + std::to_string(nbytes) + " bytes)");
     if (offset < data_begin || offset > data_end || nbytes > data_end - offset)
-      throw error(errc::corrupted, inner_what + ": shard index entry [" + std::to_string(offset) + ", +" +
+      throw error(errc::corrupted, inner_what() + ": shard index entry [" + std::to_string(offset) + ", +" +
                                        std::to_string(nbytes) + ") lies outside the shard's data [" +
                                        std::to_string(data_begin) + ", " + std::to_string(data_end) + ")");
-    detail::zarr_decode_into_view(m, stored.subspan(offset, nbytes), target, scratch, inner_what);
-  });
+    try {
+      detail::zarr_decode_into_view(m, stored.subspan(offset, nbytes), target, scratch, what);
+    } catch (const error& e) {  // the failure is named after the inner chunk
+      const std::string& c = e.context();
+      if (c.compare(0, what.size(), what) != 0) throw;
+      throw error(e.code(), inner_what() + c.substr(what.size()));
+    }
+  };
+  if (n == 1) {  // one inner chunk, as Orbax writes: no grid to walk
+    const std::vector<index_t> origin(inner_grid.size(), 0);
+    decode_inner(origin, chunk_out);
+    return;
+  }
+  for_each_point(box(cairn::shape(inner_grid)),
+                 [&](std::span<const index_t> k) { decode_inner(k, chunk_out.sub(detail::zarr_inner_box(m, k))); });
 }
 
 }  // namespace cairn::zarr
