@@ -186,8 +186,12 @@ class pytree_item {
   /// Opens the zarr array of parameter `param`.
   zarr::array open_array(const std::string& param) const {
     const bool v3_first = metadata_ && metadata_->use_zarr3;
-    return zarr::array::open(param.empty() ? array_store() : array_store() / (param + "/"), name_ + ", array \"" + param + "\"",
-                             &lazy_->zarr_metadata, v3_first);
+    std::string prefix, name;  // one allocation each: a restore opens an array per leaf
+    prefix.reserve(param.size() + 1);
+    prefix.append(param).append(param.empty() ? "" : "/");
+    name.reserve(name_.size() + param.size() + 10);
+    name.append(name_).append(", array \"").append(param).append("\"");
+    return zarr::array::open(array_store() / prefix, std::move(name), &lazy_->zarr_metadata, v3_first);
   }
 
   /// The parameter names of the arrays in the database (for items without `_METADATA`).

@@ -103,6 +103,7 @@ inline bool read_tree_metadata_in_place(const json::view& doc, tree_metadata& m)
   auto read_entry = [&](std::string_view, const json::view& entry) {
     tree_metadata_entry e;
     const auto keys = entry.find("key_metadata");
+    if (keys) e.path.reserve(keys->size());
     const bool keys_ok = keys && keys->for_each_element([&](const json::view& k) {
       const auto name = k.find("key");
       const auto type_v = k.find("key_type");

@@ -78,6 +78,8 @@ class key_path {
   }
   void push_back(key k) { keys_.push_back(std::move(k)); }
   void pop_back() { keys_.pop_back(); }
+  /// Makes room for `n` keys.
+  void reserve(std::size_t n) { keys_.reserve(n); }
 
   friend bool operator==(const key_path&, const key_path&) = default;
   friend auto operator<=>(const key_path& a, const key_path& b) { return a.keys_ <=> b.keys_; }

@@ -597,6 +597,12 @@ class view {
     if (e_.type() != simdjson::dom::element_type::BOOL) return std::nullopt;
     return e_.get_bool().value_unsafe();
   }
+  /// The number of elements of an array or members of an object; 0 for any other value.
+  std::size_t size() const noexcept {
+    if (is_array()) return e_.get_array().value_unsafe().size();
+    if (is_object()) return e_.get_object().value_unsafe().size();
+    return 0;
+  }
   /// The member named `key` of an object; empty if this is not an object or has no such member.
   std::optional<view> find(std::string_view key) const noexcept {
     if (!is_object()) return std::nullopt;

@@ -107,7 +107,7 @@ class reader final : public kvstore::driver {
   shared_bytes read_value(const value_location& loc, kvstore::byte_range range = {}) {
     auto [offset, length] = kvstore::resolve_range(range, loc.size, "OCDBT database " + name_ + ": key \"" + loc.key + "\"");
     if (loc.is_inline) return loc.inline_value.slice(offset, length);
-    return read_file_range(loc.file, loc.offset + offset, length, "value of key \"" + loc.key + "\"");
+    return read_file_range(loc.file, loc.offset + offset, length, [&] { return "value of key \"" + loc.key + "\""; });
   }
 
   // kvstore::driver
@@ -121,7 +121,7 @@ class reader final : public kvstore::driver {
           kvstore::resolve_range(range, e.value_size(), "OCDBT database " + name_ + ": key \"" + std::string(key) + "\"");
     if (e.is_inline) return {e.value.slice(offset, length)};
     return {read_file_range(found.node->node.files.at(e.ref.file), e.ref.offset + offset, length,
-                            "value of key \"" + std::string(key) + "\"")};
+                            [&] { return "value of key \"" + std::string(key) + "\""; })};
   }
   kvstore::read_into_status read_into(std::string_view key, std::uint64_t offset, mutable_byte_view dst,
                                       std::uint64_t value_size) override {
@@ -137,7 +137,7 @@ class reader final : public kvstore::driver {
     if (auto handle = data_file(file)) {
       handle->read_into(e.ref.offset + offset, dst);
     } else {
-      const shared_bytes b = read_file_range(file, e.ref.offset + offset, dst.size(), "value of key \"" + std::string(key) + "\"");
+      const shared_bytes b = read_file_range(file, e.ref.offset + offset, dst.size(), [&] { return "value of key \"" + std::string(key) + "\""; });
       if (!dst.empty()) std::memcpy(dst.data(), b.data(), dst.size());
     }
     return kvstore::read_into_status::done;
@@ -303,7 +303,7 @@ class reader final : public kvstore::driver {
   node_ptr load_node(const data_file_id& file, const location& loc, int expected_height) {
     const std::string object = "OCDBT database " + name_ + ": B+tree node \"" + file.path() + "\" @" +
                                std::to_string(loc.offset) + "+" + std::to_string(loc.length);
-    auto bytes = read_file_range(file, loc.offset, loc.length, "B+tree node");
+    auto bytes = read_file_range(file, loc.offset, loc.length, [] { return std::string("B+tree node"); });
     auto node = std::make_shared<cached_node>();
     node->node = decode_btree_node(bytes.view(), file.base_path, object, options_.max_decoded_bytes);
     if (node->node.height == 0) node->index(node->node.leaves);
@@ -314,11 +314,13 @@ class reader final : public kvstore::driver {
     return node;
   }
 
-  shared_bytes read_file_range(const data_file_id& file, std::uint64_t offset, std::uint64_t length, std::string_view what) {
+  // `what()` names the value in the error, built only when the data file is missing.
+  template <class What>
+  shared_bytes read_file_range(const data_file_id& file, std::uint64_t offset, std::uint64_t length, What&& what) {
     if (auto handle = data_file(file)) return handle->read(offset, length);
     auto r = kvstore::read(base_, file.path(), {offset, length});
     if (r.missing())
-      throw error(errc::not_found, "OCDBT database " + name_ + ": " + std::string(what) + ": data file \"" +
+      throw error(errc::not_found, "OCDBT database " + name_ + ": " + what() + ": data file \"" +
                                        file.path() + "\" is missing");
     return *r.value;
   }

@@ -185,14 +185,15 @@ class array {
       }
       kvstore::read_result r = kvstore::read(store_, key);
       if (r.missing()) return missing();
-      const std::string what = chunk_label(key);
       if (whole && dst.is_c_contiguous()) {
-        decode_chunk(*metadata_, r->view(), dst, what);
+        detail::zarr_relabel(key, [&] { return chunk_label(key); },
+                             [&](std::string_view what) { decode_chunk(*metadata_, r->view(), dst, what); });
         return;
       }
       if (staging.empty()) staging.resize(chunk_num_bytes(*metadata_));
       const mutable_array_view decoded(staging.data(), metadata_->type, cairn::shape(metadata_->chunk_shape));
-      decode_chunk(*metadata_, r->view(), decoded, what);
+      detail::zarr_relabel(key, [&] { return chunk_label(key); },
+                           [&](std::string_view what) { decode_chunk(*metadata_, r->view(), decoded, what); });
       if (whole) {
         copy(decoded, dst);
         return;
@@ -203,8 +204,7 @@ class array {
     };
     // The usual leaf, one chunk that is the whole array, goes without the grid walk and its boxes.
     if (metadata_->chunk_shape == metadata_->shape.vector() && region.extent() == metadata_->shape.vector()) {
-      const std::vector<index_t> origin(region.rank(), 0);
-      read_chunk(origin, true, region, out);
+      with_zero_index(region.rank(), [&](std::span<const index_t> k) { read_chunk(k, true, region, out); });
       return;
     }
     std::vector<index_t> to_region(region.rank());
@@ -353,8 +353,7 @@ void write_chunks(const array_metadata& m, const box& region, const array_view& 
   };
   // The usual leaf, one chunk that is the whole array, goes without the grid walk and its boxes.
   if (m.chunk_shape == m.shape.vector() && region.extent() == m.shape.vector()) {
-    const std::vector<index_t> origin(m.shape.rank(), 0);
-    put_full(origin, data);
+    with_zero_index(m.shape.rank(), [&](std::span<const index_t> k) { put_full(k, data); });
     return;
   }
   const box domain(m.shape);

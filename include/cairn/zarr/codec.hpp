@@ -134,6 +134,20 @@ inline void zarr_decode_into_view(const array_metadata& m, byte_view stored, con
   copy(array_view(scratch.data(), out.type(), out.shape()), out);
 }
 
+/// Calls `f(label)`; an error whose context starts with `label` is thrown again with `full()` in its
+/// place, so that a chunk's full name is built only when something fails (a restore decodes a chunk
+/// per leaf, most of them small).
+template <class Full, class F>
+void zarr_relabel(std::string_view label, Full&& full, F&& f) {
+  try {
+    f(label);
+  } catch (const error& e) {
+    const std::string& c = e.context();
+    if (c.compare(0, label.size(), label) != 0) throw;
+    throw error(e.code(), full() + c.substr(label.size()));
+  }
+}
+
 inline std::vector<index_t> zarr_inner_grid(const array_metadata& m) {
   std::vector<index_t> g(m.chunk_shape.size());
   for (std::size_t i = 0; i < g.size(); ++i) g[i] = m.chunk_shape[i] / m.inner_chunk_shape[i];
@@ -171,8 +185,9 @@ inline byte_buffer encode_chunk(const array_metadata& m, const array_view& chunk
   detail::zarr_check_chunk_view(m, chunk.type(), chunk.shape(), chunk.space().is_host(), "encode_chunk");
   if (!m.sharded) return detail::zarr_encode_elements(m, chunk);
 
-  const std::vector<index_t> inner_grid = detail::zarr_inner_grid(m);
-  const auto n = static_cast<std::size_t>(checked_product(inner_grid));
+  const bool one = m.inner_chunk_shape == m.chunk_shape;  // one inner chunk, as Orbax writes: no grid to walk
+  const std::vector<index_t> inner_grid = one ? std::vector<index_t>() : detail::zarr_inner_grid(m);
+  const auto n = one ? std::size_t{1} : static_cast<std::size_t>(checked_product(inner_grid));
   const std::size_t index_bytes = 16 * n + (m.index_crc32c ? 4 : 0);
   const bool start = m.index_location == shard_index_location::start;
   // One buffer for the whole shard, sized up front (chunks at their compression bound plus the index),
@@ -183,7 +198,9 @@ inline byte_buffer encode_chunk(const array_metadata& m, const array_view& chunk
   byte_buffer out;
   out.reserve(n * per_chunk + index_bytes);
   if (start) out.resize(index_bytes);  // the index is filled in below
-  std::vector<std::uint64_t> entries(2 * n);
+  std::uint64_t one_entry[2];
+  std::vector<std::uint64_t> many_entries(one ? 0 : 2 * n);
+  std::uint64_t* const entries = one ? one_entry : many_entries.data();
   std::size_t i = 0;
   auto encode_inner = [&](const array_view& inner) {
     const std::size_t before = out.size();
@@ -192,7 +209,7 @@ inline byte_buffer encode_chunk(const array_metadata& m, const array_view& chunk
     entries[2 * i + 1] = out.size() - before;
     ++i;
   };
-  if (n == 1)  // one inner chunk, as Orbax writes: no grid to walk (a save does this once per leaf)
+  if (one)
     encode_inner(chunk);
   else
     for_each_point(box(cairn::shape(inner_grid)),
@@ -223,8 +240,9 @@ inline void decode_chunk(const array_metadata& m, byte_view stored, const mutabl
     return;
   }
 
-  const std::vector<index_t> inner_grid = detail::zarr_inner_grid(m);
-  const auto n = static_cast<std::uint64_t>(checked_product(inner_grid));
+  const bool one = m.inner_chunk_shape == m.chunk_shape;  // one inner chunk, as Orbax writes: no grid to walk
+  const std::vector<index_t> inner_grid = one ? std::vector<index_t>() : detail::zarr_inner_grid(m);
+  const auto n = one ? std::uint64_t{1} : static_cast<std::uint64_t>(checked_product(inner_grid));
   const std::uint64_t crc_bytes = m.index_crc32c ? 4 : 0;
   // n is bounded by the chunk's element count, but 16n can still overflow; compare by division first.
   if (n > (stored.size() - std::min<std::uint64_t>(stored.size(), crc_bytes)) / 16)
@@ -249,7 +267,6 @@ inline void decode_chunk(const array_metadata& m, byte_view stored, const mutabl
     const std::uint64_t offset = load_le<std::uint64_t>(index.data() + 16 * i);
     const std::uint64_t nbytes = load_le<std::uint64_t>(index.data() + 16 * i + 8);
     ++i;
-    // Named only on failure: a restore decodes a shard per leaf, most of them small.
     auto inner_what = [&] { return std::string(what) + ", inner chunk " + to_string(k); };
     if (offset == detail::zarr_missing_inner && nbytes == detail::zarr_missing_inner) {
       if (fill_element.empty()) fill_element = detail::fill_bytes(m, errc::corrupted, what);
@@ -263,17 +280,12 @@ inline void decode_chunk(const array_metadata& m, byte_view stored, const mutabl
       throw error(errc::corrupted, inner_what() + ": shard index entry [" + std::to_string(offset) + ", +" +
                                        std::to_string(nbytes) + ") lies outside the shard's data [" +
                                        std::to_string(data_begin) + ", " + std::to_string(data_end) + ")");
-    try {
-      detail::zarr_decode_into_view(m, stored.subspan(offset, nbytes), target, scratch, what);
-    } catch (const error& e) {  // the failure is named after the inner chunk
-      const std::string& c = e.context();
-      if (c.compare(0, what.size(), what) != 0) throw;
-      throw error(e.code(), inner_what() + c.substr(what.size()));
-    }
+    detail::zarr_relabel(what, inner_what, [&](std::string_view w) {
+      detail::zarr_decode_into_view(m, stored.subspan(offset, nbytes), target, scratch, w);
+    });
   };
-  if (n == 1) {  // one inner chunk, as Orbax writes: no grid to walk
-    const std::vector<index_t> origin(inner_grid.size(), 0);
-    decode_inner(origin, chunk_out);
+  if (one) {
+    with_zero_index(m.chunk_shape.size(), [&](std::span<const index_t> k) { decode_inner(k, chunk_out); });
     return;
   }
   for_each_point(box(cairn::shape(inner_grid)),

@@ -795,6 +795,17 @@ inline std::vector<index_t> grid_shape(const array_metadata& m) {
   return g;
 }
 
+/// Calls `f(std::span<const index_t>)` with the index of rank `rank` that is all zeros (the first
+/// chunk), without allocating for any rank TensorStore allows.
+template <class F>
+decltype(auto) with_zero_index(std::size_t rank, F&& f) {
+  constexpr std::size_t max_rank = 32;
+  static constexpr index_t zeros[max_rank] = {};
+  if (rank <= max_rank) return f(std::span<const index_t>(zeros, rank));
+  const std::vector<index_t> v(rank, 0);
+  return f(std::span<const index_t>(v));
+}
+
 /// Returns the box the chunk `chunk_index` covers in array coordinates, *not* clipped to the array:
 /// `[i*c, (i+1)*c)` per dimension; edge chunks reach past the shape (their padding).
 /// \throws cairn::error (errc::invalid_argument) if the rank differs from the array's.
