@@ -219,6 +219,24 @@ TEST_CASE("typed trees round-trip through an Orbax item") {
   CHECK(back.name == "tiny");
 }
 
+TEST_CASE("an item without _METADATA restores by its arrays' parameter names") {
+  // Orbax items written without tree metadata: the saved leaves are the arrays, named as flat keys.
+  cairn_test::temp_dir dir;
+  std::map<std::string, std::map<std::string, cairn::host_array>> saved{{"a", {{"k", iota_array({2, 3})}}}, {"b", {{"k", iota_array({4}, 7)}}}};
+  const auto step = cairn::save(dir.path(), 1, saved, quiet());
+  REQUIRE(std::filesystem::remove(step / "default" / "_METADATA"));
+  std::map<std::string, cairn::host_array> flat;
+  const auto report = cairn::restore(step, flat, cairn::restore_options{});
+  CHECK(report.restored == std::vector<std::string>{"a.k", "b.k"});
+  REQUIRE(flat.size() == 2);
+  CHECK(flat.at("a.k") == saved.at("a").at("k"));
+  CHECK(flat.at("b.k") == saved.at("b").at("k"));
+  // A target leaf whose name is not saved: one report names both sides.
+  std::map<std::string, std::map<std::string, cairn::host_array>> nested{{"c", {{"k", iota_array({2, 3})}}}};
+  CHECK_THROWS_WITH_AS(cairn::restore(step, nested, cairn::restore_options{}),
+                       doctest::Contains("1 missing key, 2 unexpected keys"), cairn::error);
+}
+
 TEST_CASE("strict restore reports every mismatch at once, before reading anything") {
   cairn_test::temp_dir dir;
   std::map<std::string, cairn::host_array> saved{{"a", iota_array({4, 3})}, {"b", iota_array({2})}, {"extra", iota_array({1})}};

@@ -214,9 +214,12 @@ struct restore_report {
 
 namespace detail {
 
+// A saved leaf; a restore keeps them in a vector sorted by path.
 struct saved_leaf {
-  std::string_view value_type;  // into the open item's metadata, or a constant
+  const key_path* path;         // into the open item's metadata, or the restore's own list
+  std::string_view value_type;  // likewise, or a constant
 };
+inline bool saved_path_less(const saved_leaf& s, const key_path& p) { return *s.path < p; }
 
 struct target_leaf {
   key_path path;
@@ -228,14 +231,14 @@ struct target_leaf {
 
 // Collects the target's leaves and sizes run-time nodes from the saved keys.
 struct restore_visitor {
-  const std::map<key_path, saved_leaf>* saved;
+  const std::vector<saved_leaf>* saved;  // sorted by path
   std::vector<target_leaf> leaves;
 
   std::vector<key> saved_children(const key_path& path) const {
     // Saved paths are ordered, and every path under `path` sorts right after it: scan only those.
     std::vector<key> out;
-    for (auto it = saved->lower_bound(path); it != saved->end(); ++it) {
-      const key_path& p = it->first;
+    for (auto it = std::lower_bound(saved->begin(), saved->end(), path, saved_path_less); it != saved->end(); ++it) {
+      const key_path& p = *it->path;
       bool prefix = p.size() >= path.size();
       for (std::size_t i = 0; i < path.size() && prefix; ++i) prefix = p[i] == path[i];
       if (!prefix) break;
@@ -258,7 +261,10 @@ struct restore_visitor {
   void optional(const key_path& path, std::optional<T>& v) {
     // An absent optional becomes present when the checkpoint has its subtree.
     if (!v && !saved_children(path).empty()) v.emplace();
-    if (!v && saved->count(path)) v.emplace();
+    if (!v) {
+      const auto it = std::lower_bound(saved->begin(), saved->end(), path, saved_path_less);
+      if (it != saved->end() && *it->path == path) v.emplace();
+    }
     if (v) {
       key_path p = path;
       walk_tree(*v, p, *this);
@@ -363,19 +369,31 @@ template <class T>
 restore_report restore(const std::filesystem::path& path, T& target, const restore_options& o) {
   const auto dir = detail::resolve_item_dir(path, o);
   pytree_item item(dir, "item \"" + dir.string() + "\"");
-  std::map<key_path, detail::saved_leaf> saved;
+  // Sorted vectors rather than maps: a restore of many leaves made three allocations per leaf for them.
+  std::vector<key_path> array_paths;  // an item without `_METADATA`: its arrays' names
+  std::vector<detail::saved_leaf> saved;
   if (item.metadata()) {
+    saved.reserve(item.metadata()->entries.size());
     for (const auto& e : item.metadata()->entries)
-      if (!value_type::is_empty_node(e.value_type)) saved.emplace(e.path, detail::saved_leaf{e.value_type});
+      if (!value_type::is_empty_node(e.value_type)) saved.push_back({&e.path, e.value_type});
   } else {
-    for (const auto& name : item.array_names()) saved.emplace(key_path{key(name)}, detail::saved_leaf{value_type::np_ndarray});
+    for (const auto& name : item.array_names()) array_paths.push_back(key_path{key(name)});
+    for (const auto& p : array_paths) saved.push_back({&p, value_type::np_ndarray});
   }
+  auto path_less = [](const detail::saved_leaf& a, const detail::saved_leaf& b) { return *a.path < *b.path; };
+  std::stable_sort(saved.begin(), saved.end(), path_less);  // a repeated path: the first entry counts
+  saved.erase(std::unique(saved.begin(), saved.end(), [](const auto& a, const auto& b) { return *a.path == *b.path; }), saved.end());
   struct saved_name_entry {
-    const key_path* path;
+    std::string name;
+    const detail::saved_leaf* leaf;
     bool used = false;  // matched by a target leaf
   };
-  std::map<std::string, saved_name_entry> by_name;
-  for (const auto& [p, s] : saved) by_name.emplace(param_name(p), saved_name_entry{&p});
+  std::vector<saved_name_entry> by_name;  // sorted by name
+  by_name.reserve(saved.size());
+  for (const auto& s : saved) by_name.push_back({param_name(*s.path), &s});
+  std::stable_sort(by_name.begin(), by_name.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  by_name.erase(std::unique(by_name.begin(), by_name.end(), [](const auto& a, const auto& b) { return a.name == b.name; }),
+                by_name.end());
 
   detail::restore_visitor visitor{&saved, {}};
   key_path root;
@@ -406,13 +424,16 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   plan.reserve(visitor.leaves.size());
   for (auto& t : visitor.leaves) {
     auto name = saved_name(t.name);
-    auto it = name ? by_name.find(*name) : by_name.end();
+    auto it = name ? std::lower_bound(by_name.begin(), by_name.end(), *name,
+                                      [](const saved_name_entry& e, const std::string& n) { return e.name < n; })
+                   : by_name.end();
+    if (it != by_name.end() && it->name != *name) it = by_name.end();
     if (it == by_name.end()) {
       (o.allow_missing || o.partial ? report.missing : missing).push_back(t.name);
       continue;
     }
-    it->second.used = true;
-    const std::string_view vt = saved.at(*it->second.path).value_type;
+    it->used = true;
+    const std::string_view vt = it->leaf->value_type;
     const bool want_array = t.expect.value_type == "array", want_scalar = t.expect.value_type == "scalar";
     const bool kind_ok = want_array ? detail::is_array_type(vt)
                          : want_scalar ? (vt == value_type::scalar || detail::is_array_type(vt))
@@ -445,8 +466,8 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     }
     plan.push_back(std::move(pe));
   }
-  for (const auto& [name, entry] : by_name)
-    if (!entry.used) (o.partial ? report.unexpected : unexpected).push_back(name);
+  for (const auto& entry : by_name)
+    if (!entry.used) (o.partial ? report.unexpected : unexpected).push_back(entry.name);
 
   const std::size_t problems = missing.size() + unexpected.size() + shape_problems.size() + type_problems.size();
   if (problems) {
