@@ -233,6 +233,42 @@ std::size_t stored_frame_size(std::size_t n, bool checksum) {
 }
 }  // namespace
 
+TEST_CASE("a tiny input is judged by its repeats exactly as zstd's fastest level judges it") {
+  // `pays` skips the trial compression of inputs up to `tiny_input_bytes` in which no 4 bytes repeat;
+  // the trial (level -1, no entropy coding) must come to the same answer on every kind of input.
+  ZSTD_CCtx* trial = ZSTD_createCCtx();
+  REQUIRE(trial);
+  REQUIRE_FALSE(ZSTD_isError(ZSTD_CCtx_setParameter(trial, ZSTD_c_compressionLevel, -1)));
+  zstd_compressor c(3);
+  c.set_min_ratio(1.1);
+  std::mt19937 rng(11);
+  std::size_t stored = 0, compressed = 0;
+  for (int round = 0; round < 3000; ++round) {
+    const std::size_t n = 1 + rng() % zstd_compressor::tiny_input_bytes;
+    byte_buffer in(n);
+    const int kind = round % 5;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t r = rng();
+      in[i] = std::byte(kind == 0   ? r                                    // random bytes
+                        : kind == 1 ? (i % 4 == 3 ? 0x3c : r)            // float-like: a narrow exponent byte
+                        : kind == 2 ? (r % 4)                             // few symbols: repeats likely
+                        : kind == 3 ? (i < (n + 1) / 2 ? r : std::to_integer<unsigned>(in[i - (n + 1) / 2]))  // a copy of the first half
+                                    : (r % 3 == 0 ? 0 : r));              // zeros here and there
+    }
+    std::vector<std::byte> out(ZSTD_compressBound(n));
+    const std::size_t m = ZSTD_compress2(trial, out.data(), out.size(), in.data(), n);
+    REQUIRE_FALSE(ZSTD_isError(m));
+    const bool expect = static_cast<double>(n) >= 1.1 * static_cast<double>(m);
+    CAPTURE(kind);
+    CAPTURE(n);
+    CHECK(c.pays(in) == expect);
+    (expect ? compressed : stored) += 1;
+  }
+  ZSTD_freeCCtx(trial);
+  CHECK(stored > 1000);  // both answers occur often
+  CHECK(compressed > 300);
+}
+
 TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads") {
   zstd_decompressor d;
   for (bool checksum : {true, false}) {

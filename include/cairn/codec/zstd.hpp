@@ -270,9 +270,16 @@ class zstd_compressor {
   /// Inputs of at least this many bytes are judged by a sample compressed at the frame's level.
   static constexpr std::size_t sampled_threshold = std::size_t{32} << 10;
 
+  /// Inputs of at most this many bytes are first searched for a repeat (see `pays`).
+  static constexpr std::size_t tiny_input_bytes = 256;
+
   /// Returns whether `compress` would compress `in` (true) or store it in raw blocks (false).
   bool pays(byte_view in) {
     if (min_ratio_ <= 0 || in.empty()) return true;
+    // The fastest level gains only by matches of 4 bytes or more, so a tiny input in which no 4 bytes
+    // repeat cannot shrink under it: no need to set up a compression to learn that (it cost more than
+    // the rest of saving a 64-byte leaf).
+    if (min_ratio_ >= 1 && in.size() <= tiny_input_bytes && !repeats_4_bytes(in)) return false;
     if (in.size() < sampled_threshold) {
       if (!fast_) {
         fast_.reset(ZSTD_createCCtx());
@@ -298,6 +305,29 @@ class zstd_compressor {
   }
 
  private:
+  /// Whether some 4 bytes of `in` occur again at another position.
+  /// \pre `in.size() <= tiny_input_bytes`
+  static bool repeats_4_bytes(byte_view in) noexcept {
+    if (in.size() < 5) return false;
+    // Open addressing over a table at least twice the windows: a slot holds (window << 1) | 1.
+    constexpr std::size_t slots = 512;
+    static_assert(slots >= 2 * tiny_input_bytes);
+    std::uint64_t table[slots] = {};
+    for (std::size_t i = 0; i + 4 <= in.size(); ++i) {
+      std::uint32_t w;
+      std::memcpy(&w, in.data() + i, 4);
+      const std::uint64_t tagged = (std::uint64_t{w} << 1) | 1;
+      for (std::size_t slot = (w * 2654435761u) >> 23;; slot = (slot + 1) % slots) {  // 9 bits: 512 slots
+        if (table[slot] == tagged) return true;
+        if (table[slot] == 0) {
+          table[slot] = tagged;
+          break;
+        }
+      }
+    }
+    return false;
+  }
+
   /// A caller's buffer as the `space()`/`produced()` sink that `store` writes to.
   struct span_sink {
     mutable_byte_view out;
