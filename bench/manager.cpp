@@ -187,8 +187,10 @@ int main(int argc, char** argv) {
       std::printf("  async blocking  %7.3f s = %.2f x memcpy of the state (+5 ms allowed; goal <= 1.5); first save %.3f s\n",
                   v->blocking_s, (v->blocking_s - 0.005) / memcpy_s, v->first_blocking_s);
       std::printf("  background save %7.3f s  %5.2f GB/s = %.2f x durable write (goal >= 0.8)\n", v->save_s, gb / v->save_s, save_ratio(*v));
-      std::printf("  restore, cold   %7.3f s  %5.2f GB/s = %.2f x cold read (goal >= 0.8), into new arrays; beyond them %.0f MiB (goal <= 256)\n",
-                  v->restore_s, gb / v->restore_s, restore_ratio(*v), v->restore_extra_mib);
+      // Below zero when the restore's arrays took heap pages that earlier work had freed but kept.
+      std::printf("  restore, cold   %7.3f s  %5.2f GB/s = %.2f x cold read (goal >= 0.8), into new arrays; beyond them %.0f MiB%s (goal <= 256)\n",
+                  v->restore_s, gb / v->restore_s, restore_ratio(*v), v->restore_extra_mib,
+                  v->restore_extra_mib < 0 ? " (freed pages reused)" : "");
       std::printf("  restore in place%7.3f s  %5.2f GB/s = %.2f x cold read (goal >= 0.8), into the live state; extra %.0f MiB\n",
                   v->restore_in_place_s, gb / v->restore_in_place_s, gb / v->restore_in_place_s / roof.read_cold_GBps,
                   v->restore_in_place_extra_mib);
