@@ -151,7 +151,11 @@ TEST_CASE("encode then decode restores the chunk: v2 and v3, compressed or not")
   }
 }
 
-TEST_CASE("shards of several inner chunks: index last or first, with or without CRC") {
+namespace {
+/// Calls `f(m, location, crc, compress)` for the shards of an int16 {4, 6} array with inner chunks of
+/// `inner`: index last or first, with or without its CRC, compressed or not.
+template <class F>
+void for_each_shard_layout(const std::vector<cairn::index_t>& inner, F&& f) {
   for (auto location : {zarr::shard_index_location::end, zarr::shard_index_location::start}) {
     for (bool crc : {true, false}) {
       for (bool compress : {true, false}) {
@@ -159,64 +163,61 @@ TEST_CASE("shards of several inner chunks: index last or first, with or without 
         CAPTURE(crc);
         CAPTURE(compress);
         auto m = zarr::orbax_metadata(3, dtype::int16, {4, 6}, {4, 6}, compress);
-        m.inner_chunk_shape = {2, 3};
+        m.inner_chunk_shape = inner;
         m.index_location = location;
         m.index_crc32c = crc;
-        const host_array shard = iota_i16({4, 6});
-        const byte_buffer stored = zarr::encode_chunk(m, shard);
-        CHECK(decode(m, stored) == shard);
-
-        const std::size_t index_size = 4 * 16 + (crc ? 4 : 0);
-        const std::byte* index =
-            location == zarr::shard_index_location::end ? stored.data() + stored.size() - index_size : stored.data();
-        std::uint64_t expect_offset = location == zarr::shard_index_location::start ? index_size : 0;
-        for (std::size_t i = 0; i < 4; ++i) {
-          CHECK(cairn::load_le<std::uint64_t>(index + 16 * i) == expect_offset);  // C order, back to back
-          expect_offset += cairn::load_le<std::uint64_t>(index + 16 * i + 8);
-          if (!compress) CHECK(cairn::load_le<std::uint64_t>(index + 16 * i + 8) == 2 * 3 * 2);
-        }
-        CHECK(expect_offset == (location == zarr::shard_index_location::start ? stored.size() : stored.size() - index_size));
-        if (crc) CHECK(cairn::load_le<std::uint32_t>(index + 64) == cairn::crc32c(cairn::byte_view(index, 64)));
-        // Inner chunk (0, 1) holds rows 0-1, columns 3-5; uncompressed it is those elements in C order.
-        if (!compress) {
-          std::int16_t first;
-          std::memcpy(&first, stored.data() + cairn::load_le<std::uint64_t>(index + 16), 2);
-          CHECK(first == 103);
-        }
+        f(m, location, crc, compress);
       }
     }
   }
 }
+}  // namespace
+
+TEST_CASE("shards of several inner chunks: index last or first, with or without CRC") {
+  for_each_shard_layout({2, 3}, [](const zarr::array_metadata& m, zarr::shard_index_location location, bool crc, bool compress) {
+    const host_array shard = iota_i16({4, 6});
+    const byte_buffer stored = zarr::encode_chunk(m, shard);
+    CHECK(decode(m, stored) == shard);
+
+    const std::size_t index_size = 4 * 16 + (crc ? 4 : 0);
+    const std::byte* index =
+        location == zarr::shard_index_location::end ? stored.data() + stored.size() - index_size : stored.data();
+    std::uint64_t expect_offset = location == zarr::shard_index_location::start ? index_size : 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+      CHECK(cairn::load_le<std::uint64_t>(index + 16 * i) == expect_offset);  // C order, back to back
+      expect_offset += cairn::load_le<std::uint64_t>(index + 16 * i + 8);
+      if (!compress) CHECK(cairn::load_le<std::uint64_t>(index + 16 * i + 8) == 2 * 3 * 2);
+    }
+    CHECK(expect_offset == (location == zarr::shard_index_location::start ? stored.size() : stored.size() - index_size));
+    if (crc) CHECK(cairn::load_le<std::uint32_t>(index + 64) == cairn::crc32c(cairn::byte_view(index, 64)));
+    // Inner chunk (0, 1) holds rows 0-1, columns 3-5; uncompressed it is those elements in C order.
+    if (!compress) {
+      std::int16_t first;
+      std::memcpy(&first, stored.data() + cairn::load_le<std::uint64_t>(index + 16), 2);
+      CHECK(first == 103);
+    }
+  });
+}
 
 TEST_CASE("shards of one inner chunk: index last or first, with or without CRC, and a damaged frame named") {
   // The shape Orbax writes, which encode_chunk and decode_chunk take without walking the inner grid.
-  for (auto location : {zarr::shard_index_location::end, zarr::shard_index_location::start}) {
-    for (bool crc : {true, false}) {
-      for (bool compress : {true, false}) {
-        CAPTURE(static_cast<int>(location));
-        CAPTURE(crc);
-        CAPTURE(compress);
-        auto m = zarr::orbax_metadata(3, dtype::int16, {4, 6}, {4, 6}, compress);
-        m.index_location = location;
-        m.index_crc32c = crc;
-        const host_array shard = iota_i16({4, 6});
-        const byte_buffer stored = zarr::encode_chunk(m, shard);
-        CHECK(decode(m, stored) == shard);
-        const std::size_t index_size = 16 + (crc ? 4 : 0);
-        const bool start = location == zarr::shard_index_location::start;
-        const std::byte* index = start ? stored.data() : stored.data() + stored.size() - index_size;
-        CHECK(cairn::load_le<std::uint64_t>(index) == (start ? index_size : 0));
-        CHECK(cairn::load_le<std::uint64_t>(index + 8) == stored.size() - index_size);
-        if (!compress) CHECK(stored.size() == 4 * 6 * 2 + index_size);
-        if (crc) CHECK(cairn::load_le<std::uint32_t>(index + 16) == cairn::crc32c(cairn::byte_view(index, 16)));
-        if (compress && !start && crc) {
-          byte_buffer bad = stored;
-          bad[0] ^= std::byte{0xff};  // the frame's magic number
-          check_corrupted(m, bad, "inner chunk [0,0]: not a zstd frame");
-        }
-      }
+  for_each_shard_layout({4, 6}, [](const zarr::array_metadata& m, zarr::shard_index_location location, bool crc, bool compress) {
+    const host_array shard = iota_i16({4, 6});
+    const byte_buffer stored = zarr::encode_chunk(m, shard);
+    CHECK(decode(m, stored) == shard);
+    const std::size_t index_size = 16 + (crc ? 4 : 0);
+    const bool start = location == zarr::shard_index_location::start;
+    const std::byte* index = start ? stored.data() : stored.data() + stored.size() - index_size;
+    CHECK(cairn::load_le<std::uint64_t>(index) == (start ? index_size : 0));
+    CHECK(cairn::load_le<std::uint64_t>(index + 8) == stored.size() - index_size);
+    if (!compress) CHECK(stored.size() == 4 * 6 * 2 + index_size);
+    if (crc) CHECK(cairn::load_le<std::uint32_t>(index + 16) == cairn::crc32c(cairn::byte_view(index, 16)));
+    if (compress && !start && crc) {
+      byte_buffer bad = stored;
+      bad[0] ^= std::byte{0xff};  // the frame's magic number
+      check_corrupted(m, bad, "inner chunk [0,0]: not a zstd frame");
     }
-  }
+  });
 }
 
 TEST_CASE("a missing inner chunk decodes to the fill value") {
