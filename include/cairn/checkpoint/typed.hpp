@@ -380,8 +380,8 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     for (const auto& name : item.array_names()) array_paths.push_back(key_path{key(name)});
     for (const auto& p : array_paths) saved.push_back({&p, value_type::np_ndarray});
   }
-  auto path_less = [](const detail::saved_leaf& a, const detail::saved_leaf& b) { return *a.path < *b.path; };
-  std::stable_sort(saved.begin(), saved.end(), path_less);  // a repeated path: the first entry counts
+  std::stable_sort(saved.begin(), saved.end(),  // a repeated path: the first entry counts
+                   [](const detail::saved_leaf& a, const detail::saved_leaf& b) { return detail::saved_path_less(a, *b.path); });
   saved.erase(std::unique(saved.begin(), saved.end(), [](const auto& a, const auto& b) { return *a.path == *b.path; }), saved.end());
   struct saved_name_entry {
     std::string name;

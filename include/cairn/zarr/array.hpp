@@ -185,15 +185,14 @@ class array {
       }
       kvstore::read_result r = kvstore::read(store_, key);
       if (r.missing()) return missing();
-      if (whole && dst.is_c_contiguous()) {
-        detail::zarr_relabel(key, [&] { return chunk_label(key); },
-                             [&](std::string_view what) { decode_chunk(*metadata_, r->view(), dst, what); });
-        return;
-      }
-      if (staging.empty()) staging.resize(chunk_num_bytes(*metadata_));
-      const mutable_array_view decoded(staging.data(), metadata_->type, cairn::shape(metadata_->chunk_shape));
+      // Decoded in place when the chunk fills a contiguous destination, else into `staging`.
+      const bool direct = whole && dst.is_c_contiguous();
+      if (!direct && staging.empty()) staging.resize(chunk_num_bytes(*metadata_));
+      const mutable_array_view decoded =
+          direct ? dst : mutable_array_view(staging.data(), metadata_->type, cairn::shape(metadata_->chunk_shape));
       detail::zarr_relabel(key, [&] { return chunk_label(key); },
                            [&](std::string_view what) { decode_chunk(*metadata_, r->view(), decoded, what); });
+      if (direct) return;
       if (whole) {
         copy(decoded, dst);
         return;
@@ -203,7 +202,7 @@ class array {
       copy(decoded.sub(part.translated(to_chunk)), dst);
     };
     // The usual leaf, one chunk that is the whole array, goes without the grid walk and its boxes.
-    if (metadata_->chunk_shape == metadata_->shape.vector() && region.extent() == metadata_->shape.vector()) {
+    if (whole_single_chunk(*metadata_, region)) {
       with_zero_index(region.rank(), [&](std::span<const index_t> k) { read_chunk(k, true, region, out); });
       return;
     }
@@ -241,7 +240,7 @@ class array {
   kvstore::read_into_status read_chunk_in_place(const std::string& key, mutable_byte_view dst, byte_buffer& scratch) const {
     const array_metadata& m = *metadata_;
     constexpr auto other = kvstore::read_into_status::other_size;
-    if (m.sharded && m.inner_chunk_shape != m.chunk_shape) return other;
+    if (m.sharded && !shard_of_one_chunk(m)) return other;
     const std::uint64_t index_bytes = m.sharded ? 16 + (m.index_crc32c ? 4 : 0) : 0;
     const bool start = m.sharded && m.index_location == shard_index_location::start;
     if (!m.zstd_level) {
@@ -330,7 +329,7 @@ void write_chunks(const array_metadata& m, const box& region, const array_view& 
     if constexpr (streaming_chunk_sink<Sink>) {
       // A zarr v3 shard of one inner chunk with its index at the end (what Orbax writes) streams too:
       // the inner chunk, then its index entry.
-      const bool one_inner = m.sharded && m.index_location == shard_index_location::end && m.inner_chunk_shape == m.chunk_shape;
+      const bool one_inner = shard_of_one_chunk(m) && m.index_location == shard_index_location::end;
       if ((!m.sharded || one_inner) && c.is_c_contiguous() && !detail::zarr_needs_swap(m) && c.num_bytes() >= stream_chunk_bytes) {
         const byte_view raw = c.bytes();
         const bool checksum = m.zstd_checksum || m.frame_checksums;
@@ -352,7 +351,7 @@ void write_chunks(const array_metadata& m, const box& region, const array_view& 
     put(chunk_key(m, k), encode_chunk(m, c));
   };
   // The usual leaf, one chunk that is the whole array, goes without the grid walk and its boxes.
-  if (m.chunk_shape == m.shape.vector() && region.extent() == m.shape.vector()) {
+  if (whole_single_chunk(m, region)) {
     with_zero_index(m.shape.rank(), [&](std::span<const index_t> k) { put_full(k, data); });
     return;
   }

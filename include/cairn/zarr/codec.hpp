@@ -185,7 +185,7 @@ inline byte_buffer encode_chunk(const array_metadata& m, const array_view& chunk
   detail::zarr_check_chunk_view(m, chunk.type(), chunk.shape(), chunk.space().is_host(), "encode_chunk");
   if (!m.sharded) return detail::zarr_encode_elements(m, chunk);
 
-  const bool one = m.inner_chunk_shape == m.chunk_shape;  // one inner chunk, as Orbax writes: no grid to walk
+  const bool one = shard_of_one_chunk(m);  // as Orbax writes: no grid to walk
   const std::vector<index_t> inner_grid = one ? std::vector<index_t>() : detail::zarr_inner_grid(m);
   const auto n = one ? std::size_t{1} : static_cast<std::size_t>(checked_product(inner_grid));
   const std::size_t index_bytes = 16 * n + (m.index_crc32c ? 4 : 0);
@@ -240,7 +240,7 @@ inline void decode_chunk(const array_metadata& m, byte_view stored, const mutabl
     return;
   }
 
-  const bool one = m.inner_chunk_shape == m.chunk_shape;  // one inner chunk, as Orbax writes: no grid to walk
+  const bool one = shard_of_one_chunk(m);  // as Orbax writes: no grid to walk
   const std::vector<index_t> inner_grid = one ? std::vector<index_t>() : detail::zarr_inner_grid(m);
   const auto n = one ? std::uint64_t{1} : static_cast<std::uint64_t>(checked_product(inner_grid));
   const std::uint64_t crc_bytes = m.index_crc32c ? 4 : 0;

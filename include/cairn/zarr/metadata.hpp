@@ -869,6 +869,16 @@ inline std::string chunk_key(const array_metadata& m, std::span<const index_t> c
   return key;
 }
 
+/// True if `m` is sharded with one inner chunk per shard (what Orbax writes for zarr v3): a shard is
+/// then that chunk's bytes and a one-entry index.
+inline bool shard_of_one_chunk(const array_metadata& m) noexcept { return m.sharded && m.inner_chunk_shape == m.chunk_shape; }
+
+/// True if `region` is the whole array and the array is a single chunk (a checkpoint's usual leaf),
+/// which reads and writes take without walking the chunk grid.
+inline bool whole_single_chunk(const array_metadata& m, const box& region) noexcept {
+  return m.chunk_shape == m.shape.vector() && region.extent() == m.shape.vector();
+}
+
 /// Returns the number of bytes of one decoded (grid) chunk: `prod(chunk_shape) * size_of(type)`.
 /// \pre `m` is consistent.
 inline std::size_t chunk_num_bytes(const array_metadata& m) {
