@@ -9,6 +9,8 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -328,6 +330,43 @@ TEST_CASE("partial restore, allow-missing, casts and remapping") {
     cairn::restore(dir.path(), u, f);
     CHECK(u.encoder_w == saved.at("enc.w"));
   }
+}
+
+TEST_CASE("many small new arrays share one block, larger and in-place ones keep their own memory") {
+  // Enough small leaves for the restore's arena (>= 256 of them, >= 2 MiB), plus one of 64 KiB.
+  cairn_test::temp_dir dir;
+  std::map<std::string, cairn::host_array> saved;
+  for (int i = 0; i < 600; ++i) saved["w" + std::to_string(1000 + i)] = iota_array({1024}, static_cast<float>(i));
+  saved["big"] = iota_array({16384}, -3);
+  saved["odd"] = iota_array({3}, 9);  // 12 bytes: the next array still starts aligned
+  cairn::save(dir.path(), 1, saved, quiet());
+
+  std::map<std::string, cairn::host_array> back;
+  (void)cairn::restore(dir.path(), back);
+  REQUIRE(back.size() == saved.size());
+  for (const auto& [k, a] : saved) CHECK_MESSAGE(back.at(k) == a, k);
+  for (const auto& [k, a] : back) CHECK(reinterpret_cast<std::uintptr_t>(a.bytes().data()) % cairn::host_arena::alignment == 0);
+  // Small arrays sit in one block, in leaf order; writing one leaves its neighbours alone.
+  const auto* first = back.at("w1000").bytes().data();
+  CHECK(back.at("w1001").bytes().data() == first + 4096);
+  std::memset(back.at("w1001").mutable_bytes().data(), 0, 4096);
+  CHECK(back.at("w1000") == saved.at("w1000"));
+  CHECK(back.at("w1002") == saved.at("w1002"));
+  // The arena's arrays outlive the rest of the tree.
+  cairn::host_array kept = std::move(back.at("w1599"));
+  back.clear();
+  CHECK(kept == saved.at("w1599"));
+
+  // In place: matching targets keep their bytes; the leaves read anew still share a block.
+  std::map<std::string, cairn::host_array> live;
+  for (const auto& [k, a] : saved) live[k] = cairn::host_array{};  // empty: takes the saved array anew
+  live["w1000"] = cairn::host_array(cairn::dtype::float32, {1024});  // matches: read into its own bytes
+  const std::byte* live_bytes = live.at("w1000").bytes().data();
+  (void)cairn::restore(dir.path(), live, with([](cairn::restore_options& o) { o.in_place = true; }));
+  REQUIRE(live.size() == saved.size());
+  CHECK(live.at("w1000").bytes().data() == live_bytes);
+  CHECK(live.at("w1002").bytes().data() == live.at("w1001").bytes().data() + 4096);
+  for (const auto& [k, a] : saved) CHECK_MESSAGE(live.at(k) == a, k);
 }
 
 TEST_CASE("a failing read leaves the target untouched; a failing leaf conversion says what was written") {

@@ -30,6 +30,7 @@
 #include <cairn/checkpoint/checkpoint.hpp>
 #include <cairn/checkpoint/pytree_item.hpp>
 #include <cairn/core/convert.hpp>
+#include <cairn/core/arena.hpp>
 #include <cairn/core/parallel.hpp>
 #include <cairn/handlers/leaf_handler.hpp>
 #include <cairn/handlers/sharded_leaf.hpp>
@@ -349,12 +350,18 @@ inline sharded_array read_sharded_leaf(const pytree_item& item, const std::strin
 }
 
 inline bool is_array_type(std::string_view t) { return t == value_type::jax_array || t == value_type::np_ndarray; }
+
+/// A restore whose new arrays below `byte_buffer::large_size` number at least `parallel_leaf_threshold`
+/// and take at least this many bytes puts them in one `host_arena`.
+inline constexpr std::size_t restore_arena_min_bytes = std::size_t{2} << 20;
 }  // namespace detail
 
 /// Restores the checkpoint at `path` (a root's latest step, a step or an item directory) into `target`.
 /// \throws cairn::error listing every mismatch at once (errc::shape_mismatch if any shape differs, else
 ///         errc::type_mismatch for a dtype or leaf-kind difference, else errc::not_found) before any data
 ///         is read; errors naming the leaf if reading fails — the target is then unchanged.
+/// \post Host-array leaves restored as new arrays are the checkpoint's; when there are many small ones
+///       they share one block of memory (`host_arena`), freed once the last of them is released.
 template <class T>
 restore_report restore(const std::filesystem::path& path, T& target, const restore_options& o);
 /// As above with the default options (an overload: g++ 12 reports a defaulted options temporary as
@@ -496,14 +503,41 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   std::vector<dynamic_tree> staged(plan.size());
   enum class in_place : char { no, started, done };
   std::vector<in_place> written(plan.size(), in_place::no);  // each entry touched by its leaf's reader only
+  auto reads_in_place = [&](const plan_entry& p) {
+    const host_array* t = p.leaf->array;
+    return o.in_place && t && !p.cast && p.array && p.leaf->expect.value_type == "array" && !t->borrows() &&
+           t->type() == p.array->type() && t->shape() == p.array->shape();
+  };
+  // Many small arrays restored anew share one block of memory (`host_arena`): filling thousands of
+  // separately allocated fresh pages cost more than reading their bytes.
+  std::vector<std::optional<host_array>> fresh(plan.size());
+  {
+    std::size_t count = 0, bytes = 0;
+    auto in_arena = [&](const plan_entry& p) {
+      return p.array && !p.cast && p.leaf->expect.value_type == "array" && !p.leaf->expect.sharded && !reads_in_place(p) &&
+             static_cast<std::size_t>(p.array->shape().num_elements()) * size_of(p.array->type()) < byte_buffer::large_size;
+    };
+    for (const auto& p : plan)
+      if (in_arena(p)) ++count, bytes += host_arena::footprint(p.array->type(), p.array->shape());
+    if (count >= parallel_leaf_threshold && bytes >= detail::restore_arena_min_bytes) {
+      host_arena arena(bytes);
+      for (std::size_t i = 0; i < plan.size(); ++i)
+        if (in_arena(plan[i])) fresh[i].emplace(arena.make(plan[i].array->type(), plan[i].array->shape()));
+    }
+  }
   auto read_one = [&](std::size_t i) {
     auto& p = plan[i];
     const auto& want = p.leaf->expect;
-    if (host_array* t = p.leaf->array; o.in_place && t && !p.cast && p.array && want.value_type == "array" && !t->borrows() &&
-                                       t->type() == p.array->type() && t->shape() == p.array->shape()) {
+    if (reads_in_place(p)) {
+      host_array* t = p.leaf->array;
       written[i] = in_place::started;
       pytree_item::read_array_into(*p.array, t->mutable_view(), strict_chunks);
       written[i] = in_place::done;
+      return;
+    }
+    if (fresh[i]) {
+      pytree_item::read_array_into(*p.array, fresh[i]->mutable_view(), strict_chunks);
+      staged[i] = std::move(*fresh[i]);
       return;
     }
     if (want.value_type == "string") {

@@ -60,7 +60,7 @@ class byte_reader {
   }
   template <class T>
   T read_varint(std::string_view field) {
-    return decode_varint<T>(data_, pos_, object_ + ": field \"" + std::string(field) + "\"");
+    return decode_varint<T>(data_, pos_, [&] { return object_ + ": field \"" + std::string(field) + "\""; });
   }
   /// Returns the next `n` bytes as a view into the input.
   byte_view read_bytes(std::size_t n, std::string_view field) {

@@ -51,12 +51,23 @@ inline void append_varint(byte_buffer& out, std::uint64_t v) {
   out.append(byte_view(tmp, encode_varint(v, tmp)));
 }
 
+namespace detail {
+inline std::string varint_label(std::string_view what) { return std::string(what); }
+template <class F>
+  requires std::is_invocable_r_v<std::string, const F&>
+std::string varint_label(const F& what) {
+  return what();
+}
+}  // namespace detail
+
 /// Decodes a varint of type T (uint16_t, uint32_t or uint64_t) from `in` starting at `pos`, and
-/// advances `pos` past it. `what` names the field for error messages (e.g. `manifest field "version"`).
+/// advances `pos` past it. `what` names the field for error messages (e.g. `manifest field "version"`):
+/// text, or a function returning it, called only on failure (for callers that would otherwise put
+/// a label together for each of many varints).
 /// \throws cairn::error (errc::corrupted) if the input ends inside the varint, the encoding is longer
 ///         than max_varint_size<T>, or the value does not fit in T.
-template <class T>
-T decode_varint(byte_view in, std::size_t& pos, std::string_view what) {
+template <class T, class What>
+T decode_varint(byte_view in, std::size_t& pos, const What& what) {
   static_assert(std::is_unsigned_v<T> && sizeof(T) >= 2, "decode_varint<T>: T must be uint16/32/64_t");
   // 16-bit fields are 32-bit varints with a narrower range check, as TensorStore reads them.
   using wide = std::conditional_t<(sizeof(T) < 4), std::uint32_t, T>;
@@ -64,7 +75,7 @@ T decode_varint(byte_view in, std::size_t& pos, std::string_view what) {
   constexpr int bits = std::numeric_limits<wide>::digits;
   const std::size_t start = pos;
   auto fail = [&](std::string_view why) {
-    return error(errc::corrupted, std::string(what) + " at byte " + std::to_string(start) + ": " + std::string(why));
+    return error(errc::corrupted, detail::varint_label(what) + " at byte " + std::to_string(start) + ": " + std::string(why));
   };
   wide value = 0;
   for (std::size_t i = 0;; ++i) {

@@ -236,18 +236,19 @@ inline btree_node decode_btree_node(byte_view data, std::string_view transitive_
     for (std::size_t i = 0; i < n; ++i) scpl[i] = r.read_varint<std::uint16_t>("subtree_common_prefix_length");
   std::vector<std::string> keys(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::string field = "key[" + std::to_string(i) + "]";
+    // The field's name is only spelt out for an error: a node holds up to 2^20 keys.
+    auto fail = [&](const std::string& why) { return r.corrupted("key[" + std::to_string(i) + "]", why); };
     if (i > 0 && prefix[i] > keys[i - 1].size())
-      throw r.corrupted(field, "prefix length " + std::to_string(prefix[i]) + " exceeds the previous key's " +
-                                   std::to_string(keys[i - 1].size()) + " bytes");
-    if (static_cast<std::size_t>(prefix[i]) + suffix[i] > max_key_length)
-      throw r.corrupted(field, "key length exceeds 65535");
-    if (interior && scpl[i] > prefix[i] + suffix[i])
-      throw r.corrupted(field, "subtree common prefix length exceeds the key length");
-    std::string key = i > 0 ? keys[i - 1].substr(0, prefix[i]) : std::string();
-    key += as_chars(r.read_bytes(suffix[i], "key_suffix"));
-    if (i > 0 && !(keys[i - 1] < key)) throw r.corrupted(field, "keys are not strictly increasing");
-    keys[i] = std::move(key);
+      throw fail("prefix length " + std::to_string(prefix[i]) + " exceeds the previous key's " +
+                 std::to_string(keys[i - 1].size()) + " bytes");
+    if (static_cast<std::size_t>(prefix[i]) + suffix[i] > max_key_length) throw fail("key length exceeds 65535");
+    if (interior && scpl[i] > prefix[i] + suffix[i]) throw fail("subtree common prefix length exceeds the key length");
+    const std::string_view tail = as_chars(r.read_bytes(suffix[i], "key_suffix"));
+    std::string& key = keys[i];
+    key.reserve(prefix[i] + suffix[i]);
+    if (i > 0) key.assign(keys[i - 1], 0, prefix[i]);
+    key += tail;
+    if (i > 0 && !(keys[i - 1] < key)) throw fail("keys are not strictly increasing");
   }
   auto check_file = [&](std::uint64_t f, std::string_view field) {
     if (f >= node.files.size())
