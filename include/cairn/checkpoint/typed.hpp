@@ -510,7 +510,9 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   };
   // Many small arrays restored anew share one block of memory (`host_arena`): filling thousands of
   // separately allocated fresh pages cost more than reading their bytes.
-  std::vector<std::optional<host_array>> fresh(plan.size());
+  constexpr std::size_t no_arena = SIZE_MAX;
+  std::optional<host_arena> arena;
+  std::vector<std::size_t> arena_at(plan.size(), no_arena);  // where each leaf's array goes, if there
   {
     std::size_t count = 0, bytes = 0;
     auto in_arena = [&](const plan_entry& p) {
@@ -520,9 +522,9 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     for (const auto& p : plan)
       if (in_arena(p)) ++count, bytes += host_arena::footprint(p.array->type(), p.array->shape());
     if (count >= parallel_leaf_threshold && bytes >= detail::restore_arena_min_bytes) {
-      host_arena arena(bytes);
+      arena.emplace(bytes);
       for (std::size_t i = 0; i < plan.size(); ++i)
-        if (in_arena(plan[i])) fresh[i].emplace(arena.make(plan[i].array->type(), plan[i].array->shape()));
+        if (in_arena(plan[i])) arena_at[i] = arena->reserve(plan[i].array->type(), plan[i].array->shape());
     }
   }
   auto read_one = [&](std::size_t i) {
@@ -535,9 +537,10 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       written[i] = in_place::done;
       return;
     }
-    if (fresh[i]) {
-      pytree_item::read_array_into(*p.array, fresh[i]->mutable_view(), strict_chunks);
-      staged[i] = std::move(*fresh[i]);
+    if (arena_at[i] != no_arena) {
+      host_array a = arena->array_at(arena_at[i], p.array->type(), p.array->shape());
+      pytree_item::read_array_into(*p.array, a.mutable_view(), strict_chunks);
+      staged[i] = std::move(a);
       return;
     }
     if (want.value_type == "string") {

@@ -11,6 +11,7 @@
 #include <new>
 #include <string>
 
+#include <cairn/config.hpp>
 #include <cairn/core/array.hpp>
 #include <cairn/core/bytes.hpp>
 #include <cairn/core/error.hpp>
@@ -21,8 +22,8 @@ namespace cairn {
 /// freed when the arena and the last of its arrays are gone. So an arena suits arrays that live and
 /// die together, such as the leaves of one restored tree; replacing one of them frees nothing.
 /// \par Thread safety
-/// `make` needs external synchronisation; the arrays it returns are independent values (writing one
-/// never touches another's bytes).
+/// `make` and `reserve` need external synchronisation, `array_at` does not; the arrays are independent
+/// values (writing one never touches another's bytes).
 class host_arena {
  public:
   /// Every array starts at a multiple of this many bytes: a cache line, more than any dtype needs.
@@ -50,14 +51,30 @@ class host_arena {
   /// An array of `s` elements of `type` in the arena, its bytes uninitialised.
   /// \throws cairn::error (errc::invalid_argument) if the arena has fewer than `footprint(type, s)` bytes left.
   host_array make(dtype type, shape s) {
+    const std::size_t at = reserve(type, s);
+    return array_at(at, type, std::move(s));
+  }
+
+  /// Sets aside the bytes of an array of `s` elements of `type` and returns their offset, for
+  /// `array_at`: a caller lays its arrays out in order here, then makes them on several threads.
+  /// \throws as `make`.
+  std::size_t reserve(dtype type, const shape& s) {
     const std::size_t take = footprint(type, s);
     if (take > available())
       throw error(errc::invalid_argument, "host arena: an array of " + std::to_string(take) + " bytes does not fit in the " +
-                                          std::to_string(available()) + " bytes left of " + std::to_string(capacity_));
-    std::byte* at = block_.get() + used_;
+                                              std::to_string(available()) + " bytes left of " + std::to_string(capacity_));
+    const std::size_t at = used_;
     used_ += take;
+    return at;
+  }
+  /// The array whose bytes `reserve(type, s)` set aside at `offset`, its bytes uninitialised.
+  /// \pre `offset` came from `reserve` with the same `type` and `s`, and is made into one array only.
+  /// \par Thread safety
+  /// May be called concurrently (with distinct offsets).
+  host_array array_at(std::size_t offset, dtype type, shape s) const {
+    CAIRN_ASSERT(offset + footprint(type, s) <= used_);
     const auto bytes = static_cast<std::size_t>(s.num_elements()) * size_of(type);
-    return host_array::from_buffer(type, std::move(s), byte_buffer::adopting(at, bytes, block_));
+    return host_array::from_buffer(type, std::move(s), byte_buffer::adopting(block_.get() + offset, bytes, block_));
   }
 
  private:
