@@ -434,7 +434,7 @@ TEST_CASE("small values are gathered into batches; large and streamed values bet
   std::map<std::string, std::string> want;
   {
     oc::writer w(base, no_sync());
-    // 5,000 values of 1–2 KiB fill more than one 4 MiB batch; every 700th, a large value (1.5 MiB,
+    // 5,000 values of 1–2 KiB fill several 1 MiB batches; every 700th, a large value (1.5 MiB,
     // written at once) or a streamed one lands after the open batch, which must then be closed.
     std::mt19937_64 rng(3);
     for (int i = 0; i < 5000; ++i) {

@@ -202,8 +202,14 @@ class data_file_sink {
   static constexpr std::size_t direct_block = 4096;
   static constexpr std::size_t direct_threshold = std::size_t{1} << 20;
   static std::uint64_t round_up(std::uint64_t n) { return (n + direct_block - 1) / direct_block * direct_block; }
-  /// Small values are gathered into batches of this size, each written with one call.
-  static constexpr std::size_t batch_capacity = std::size_t{4} << 20;
+  /// Small values are gathered into batches of this size, each written with one call. Small enough
+  /// that the few buffers a writer cycles through cost little to fault in (fresh pages are the
+  /// slowest part of filling them), large enough that the writes stay few and sequential.
+  static constexpr std::size_t batch_capacity = std::size_t{1} << 20;
+  /// Written batches' buffers kept for the next ones: one filling, one being written and one waiting
+  /// for it are all a writer ever holds, so buffers are allocated at most three times and never freed
+  /// in between (a freed one went back to the system, and its successor faulted in every page again).
+  static constexpr std::size_t max_spares = 2;
 
   void write_to_disk(int fd, int direct_fd, byte_view bytes, std::uint64_t offset, const std::filesystem::path& path) {
     const bool aligned = reinterpret_cast<std::uintptr_t>(bytes.data()) % direct_block == 0;
@@ -391,7 +397,10 @@ class data_file_sink {
       if (f.batch.empty()) {
         f.size = round_up(f.size);
         f.batch_at = f.size;
-        if (f.batch.capacity() == 0 && spare_.capacity() != 0) f.batch = std::move(spare_);
+        if (f.batch.capacity() == 0 && !spares_.empty()) {
+          f.batch = std::move(spares_.back());
+          spares_.pop_back();
+        }
         f.batch.clear();
         f.batch.reserve(batch_capacity + direct_block);  // ≥ large_size: page-aligned
       }
@@ -453,9 +462,9 @@ class data_file_sink {
   }
   void write_and_keep(batch_job& job) {
     write_batch(job.fd, job.direct_fd, job.buffer, job.at, job.path);
-    // The next batch reuses this one's memory: a fresh 4 MiB buffer faults in every page again.
+    // A later batch reuses this one's memory: a fresh buffer faults in every page again.
     std::lock_guard lock(mutex_);
-    if (spare_.capacity() == 0) spare_ = std::move(job.buffer);
+    if (spares_.size() < max_spares) spares_.push_back(std::move(job.buffer));
   }
   // Waits for the batch in flight; rethrows the first failure of a batch write.
   void drain_batches() {
@@ -497,7 +506,7 @@ class data_file_sink {
   std::filesystem::path root_;  // empty unless the store is a file store
   std::mutex mutex_;
   std::vector<file> files_;
-  byte_buffer spare_;  // a written batch's buffer, for the next batch
+  std::vector<byte_buffer> spares_;  // written batches' buffers, for the next batches
   std::mutex jobs_mutex_;
   std::condition_variable jobs_cv_;
   std::optional<batch_job> job_;  // the full batch waiting for, or being written by, job_thread_
