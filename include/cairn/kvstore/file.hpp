@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>  // std::memcpy
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -135,7 +136,10 @@ class file_driver final : public driver {
     detail::unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) throw io_error("create \"" + tmp.string() + "\"", errno);
     try {
-      write_exact(fd.get(), value.data(), value.size(), 0, tmp);
+      // A value that will be synced anyway goes to disk past the page cache: copying megabytes of
+      // JSON text into fresh cache pages cost more than writing them (see write_direct).
+      const std::size_t direct = policy_ != fsync_policy::none && value.size() >= direct_threshold ? write_direct(tmp, value) : 0;
+      write_exact(fd.get(), value.data() + direct, value.size() - direct, direct, tmp);
       if (policy_ != fsync_policy::none && ::fsync(fd.get()) != 0) throw io_error("fsync \"" + tmp.string() + "\"", errno);
       if (fd.release_and_close() != 0) throw io_error("close \"" + tmp.string() + "\"", errno);
       if (::rename(tmp.c_str(), path.c_str()) != 0) throw io_error("rename \"" + tmp.string() + "\" to \"" + path.string() + "\"", errno);
@@ -215,6 +219,7 @@ class file_driver final : public driver {
  private:
   static constexpr std::uint64_t direct_block = 4096;
   static constexpr std::uint64_t direct_threshold = std::uint64_t{1} << 20;
+  static constexpr std::size_t direct_bounce = std::size_t{4} << 20;
 
   // A file kept open for range reads (`open_value`).
   struct file_value final : value_reader {
@@ -260,6 +265,34 @@ class file_driver final : public driver {
       if (got == 0) break;  // the caller's read reports a file that ends early
       done += static_cast<std::uint64_t>(got);
       if (done % direct_block != 0) break;  // unaligned short read: the rest goes through the cache
+    }
+    return done / direct_block * direct_block;
+  }
+
+  // Writes the whole blocks at the start of `value` to the (new, empty) file at `path` with O_DIRECT,
+  // through a page-aligned bounce buffer of at most `direct_bounce` bytes unless `value` is aligned
+  // itself; returns how many bytes were written (a multiple of the block; 0 when the file system
+  // refuses O_DIRECT), the caller writing the rest through the page cache.
+  static std::size_t write_direct(const std::filesystem::path& path, byte_view value) {
+    detail::unique_fd fd(::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
+    if (fd.get() < 0) return 0;
+    const std::size_t body = static_cast<std::size_t>(value.size() / direct_block * direct_block);
+    const bool aligned = reinterpret_cast<std::uintptr_t>(value.data()) % direct_block == 0;
+    byte_buffer bounce;
+    if (!aligned) bounce.resize(std::min<std::size_t>(body, direct_bounce));  // large: page-aligned
+    std::size_t done = 0;
+    while (done < body) {
+      const std::size_t n = aligned ? body - done : std::min(body - done, bounce.size());
+      const std::byte* src = value.data() + done;
+      if (!aligned) src = static_cast<const std::byte*>(std::memcpy(bounce.data(), src, n));
+      ssize_t put = ::pwrite(fd.get(), src, n, static_cast<off_t>(done));
+      if (put < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EINVAL) break;  // not for this file system after all: the rest goes through the cache
+        throw io_error("write \"" + path.string() + "\"", errno);
+      }
+      done += static_cast<std::size_t>(put);
+      if (done % direct_block != 0) break;  // unaligned short write: the caller rewrites the partial block
     }
     return done / direct_block * direct_block;
   }
