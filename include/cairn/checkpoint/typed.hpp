@@ -387,8 +387,11 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     for (const auto& name : item.array_names()) array_paths.push_back(key_path{key(name)});
     for (const auto& p : array_paths) saved.push_back({&p, value_type::np_ndarray});
   }
-  std::stable_sort(saved.begin(), saved.end(),  // a repeated path: the first entry counts
-                   [](const detail::saved_leaf& a, const detail::saved_leaf& b) { return detail::saved_path_less(a, *b.path); });
+  // Both orders below usually hold already (Orbax and cairn write `_METADATA` sorted): checking costs
+  // a comparison per leaf, sorting some twenty.
+  auto path_less = [](const detail::saved_leaf& a, const detail::saved_leaf& b) { return detail::saved_path_less(a, *b.path); };
+  if (!std::is_sorted(saved.begin(), saved.end(), path_less))
+    std::stable_sort(saved.begin(), saved.end(), path_less);  // a repeated path: the first entry counts
   saved.erase(std::unique(saved.begin(), saved.end(), [](const auto& a, const auto& b) { return *a.path == *b.path; }), saved.end());
   struct saved_name_entry {
     std::string name;
@@ -398,7 +401,8 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   std::vector<saved_name_entry> by_name;  // sorted by name
   by_name.reserve(saved.size());
   for (const auto& s : saved) by_name.push_back({param_name(*s.path), &s});
-  std::stable_sort(by_name.begin(), by_name.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  auto name_less = [](const saved_name_entry& a, const saved_name_entry& b) { return a.name < b.name; };
+  if (!std::is_sorted(by_name.begin(), by_name.end(), name_less)) std::stable_sort(by_name.begin(), by_name.end(), name_less);
   by_name.erase(std::unique(by_name.begin(), by_name.end(), [](const auto& a, const auto& b) { return a.name == b.name; }),
                 by_name.end());
 
