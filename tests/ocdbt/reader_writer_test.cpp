@@ -326,6 +326,40 @@ TEST_CASE("merged root references the children's data files") {
                        doctest::Contains("\"param0/0\" is in both"), cairn::error);
 }
 
+TEST_CASE("nodes are compressed at the writer's zstd level; the configuration keeps Orbax's") {
+  // Repeated metadata texts, as a model's arrays have: the root is one leaf node of some 2 MB.
+  std::map<std::string, std::string> expect;
+  for (int i = 0; i < 4000; ++i) {
+    const std::string key = "layer_" + std::to_string(i) + "/zarr.json";
+    expect[key] = "{\"shape\": [" + std::to_string(i % 16) + "], \"data_type\": \"float32\", \"codecs\": [{\"name\": \"zstd\"}]}" +
+                  std::string(400, 'x');
+  }
+  for (const std::optional<int> level : {std::optional<int>(), std::optional<int>(1), std::optional<int>(-5)}) {
+    CAPTURE(level.value_or(99));
+    cairn_test::temp_dir dir;
+    auto base = kv::open_file(dir.path(), kv::fsync_policy::none);
+    oc::writer_options o = no_sync();
+    o.node_zstd_level = level;
+    oc::writer w(base, o);
+    for (const auto& [k, v] : expect) w.put(k, cairn::as_bytes(v));
+    w.commit();
+    oc::reader r(base);
+    CHECK(read_all(r) == expect);
+    CHECK(r.config().compression == oc::compression::zstd(0));
+    // The root's bytes are the node encoded at the level asked for (the configuration's when none).
+    const oc::location root = r.latest().root;
+    const auto& file = r.manifest().files.at(root.file);
+    const auto stored = kv::read(base, file.relative_path, {root.offset, root.length});
+    REQUIRE_FALSE(stored.missing());
+    const cairn::byte_view bytes = stored->view();
+    const auto node = oc::decode_btree_node(bytes, "", "root");
+    REQUIRE(node.leaves.size() == expect.size());
+    auto same = [](cairn::byte_view a, cairn::byte_view b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); };
+    CHECK(same(bytes, oc::encode_btree_node(node, oc::compression::zstd(level.value_or(0))).view()));
+    if (level && *level != 0) CHECK_FALSE(same(bytes, oc::encode_btree_node(node, oc::compression::zstd(0)).view()));
+  }
+}
+
 TEST_CASE("read_into: inline and out-of-line values land in the destination; other sizes and missing keys say so") {
   cairn_test::temp_dir dir;
   auto base = kv::open_file(dir.path() / "db", kv::fsync_policy::none);

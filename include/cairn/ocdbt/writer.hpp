@@ -53,6 +53,12 @@ struct writer_options {
   kvstore::fsync_policy fsync = kvstore::fsync_policy::file;
   /// Relative directory of new data files.
   std::string data_file_prefix = "d/";
+  /// zstd level of the B+tree nodes this writer compresses (when the configuration says zstd); empty:
+  /// the configuration's level. Readers need only the method, so the level is the writer's choice, and
+  /// the configuration keeps Orbax's. Level 1 compresses nodes — keys and the same metadata texts over
+  /// and over — as small as Orbax's 0 (libzstd's 3) at twice the speed: a 60 MB leaf node of 100,000
+  /// arrays came to 9.29× at 1.4 GB/s against 9.28× at 0.76 GB/s.
+  std::optional<int> node_zstd_level = 1;
 };
 
 namespace detail {
@@ -714,8 +720,14 @@ class writer {
     return 16 + key.size() + 16 + files_[std::get<out_of_line>(e.value).file].path().size();
   }
 
+  ocdbt::compression node_compression() const {
+    ocdbt::compression c = config_.compression;
+    if (c.kind == ocdbt::compression::method::zstd && options_.node_zstd_level) c.level = *options_.node_zstd_level;
+    return c;
+  }
+
   child write_node(btree_node& node, std::string first_key, btree_stats stats) {
-    auto bytes = encode_btree_node(node, config_.compression);
+    auto bytes = encode_btree_node(node, node_compression());
     auto [file, offset] = sink().append(bytes.view());
     stats.num_tree_bytes += bytes.size();
     root_file_ = file;
