@@ -446,3 +446,35 @@ TEST_CASE("in-place restore reads matching host arrays into the target's own byt
   CHECK(staged_text.find("in place") == std::string::npos);
   CHECK(w.mu == before);
 }
+
+namespace {
+// Fields out of name order, lists of maps and lists of lists: consecutive leaves share a prefix of
+// their paths or part at any level.
+struct odd_order {
+  std::map<std::string, std::int32_t> zeta;
+  std::vector<std::map<std::string, std::int32_t>> alpha;
+  std::vector<std::vector<std::optional<std::int32_t>>> grid;  // (a vector of numbers is an array leaf)
+  std::int32_t mid = 0;
+  static constexpr auto cairn_fields = cairn::fields(cairn::field("zeta", &odd_order::zeta), cairn::field("alpha", &odd_order::alpha),
+                                                     cairn::field("grid", &odd_order::grid), cairn::field("mid", &odd_order::mid));
+};
+}  // namespace
+
+TEST_CASE("staging places every leaf where its path says, whatever the order of the paths") {
+  const odd_order x{{{"b", 1}, {"a", 2}}, {{{"y", 3}, {"x", 4}}, {{"x", 5}}}, {{7, 8}, {}, {9}}, 6};
+  const cairn::dynamic_tree t = cairn::to_dynamic(x);
+  std::vector<std::pair<std::string, std::int32_t>> leaves;
+  std::vector<std::string> empty;
+  t.for_each_leaf([&](const cairn::key_path& p, const cairn::dynamic_tree& leaf) {
+    if (leaf.type() == cairn::dynamic_tree::kind::scalar) leaves.emplace_back(cairn::param_name(p), leaf.as_scalar().as<std::int32_t>());
+    else empty.push_back(cairn::param_name(p));
+  });
+  const std::vector<std::pair<std::string, std::int32_t>> expect = {
+      {"alpha.0.x", 4}, {"alpha.0.y", 3}, {"alpha.1.x", 5}, {"grid.0.0", 7}, {"grid.0.1", 8},
+      {"grid.2.0", 9},  {"mid", 6},       {"zeta.a", 2},    {"zeta.b", 1}};
+  CHECK(leaves == expect);
+  CHECK(empty == std::vector<std::string>{"grid.1"});
+  CHECK(t.num_leaves() == expect.size() + 1);
+  CHECK(t.at(cairn::key_path{"alpha"}).is_list());
+  CHECK(t.at(cairn::key_path{"alpha", 0}).is_map());
+}

@@ -534,6 +534,13 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   // names are checked for collisions only when some key has a dot.
   bool dotted = false;
   constexpr std::string_view special("/\0.", 3);
+  // Sized before the walk: grown as it went, these vectors moved and faulted in fresh memory over and
+  // over (a third of the walk of 100,000 leaves).
+  const std::size_t leaves = tree.num_leaves();
+  meta.entries.reserve(leaves);
+  data.reserve(leaves);
+  array_metas.reserve(leaves);
+  shardings.reserve(leaves);
   tree.for_each_leaf([&](const key_path& path, const dynamic_tree& leaf) {
     for (std::size_t i = 0; i < path.size(); ++i)
       if (path[i].is_name()) {

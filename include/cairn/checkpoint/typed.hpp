@@ -47,24 +47,43 @@ struct stage_visitor {
   void place(const key_path& path, dynamic_tree value) {
     if (path.empty()) {
       root = std::move(value);
+      last_path = key_path();
+      last_nodes.clear();
       return;
     }
-    dynamic_tree* node = &root;
-    for (std::size_t i = 0; i < path.size(); ++i) {
+    // A walker visits leaves in order, so a path shares its first keys with the one before: the leaf
+    // is placed from the node where they part, not looked up level by level from the root.
+    std::size_t common = 0;
+    const std::size_t limit = std::min(path.size() - 1, last_path.size());
+    while (common < limit && path[common] == last_path[common]) ++common;
+    if (last_nodes.empty()) last_nodes.push_back(&root);
+    last_nodes.resize(common + 1);
+    dynamic_tree* node = last_nodes[common];
+    for (std::size_t i = common; i < path.size(); ++i) {
       const key& k = path[i];
       if (k.is_name()) {
         if (!node->is_map()) *node = dynamic_tree(dynamic_tree::map_type{});
-        node = &(*node)[k.name()];
+        auto& m = node->as_map();
+        // Names mostly come in ascending order (maps are walked so): then the new one goes last.
+        node = !m.empty() && m.rbegin()->first < k.name() ? &m.emplace_hint(m.end(), k.name(), dynamic_tree())->second
+                                                           : &m[k.name()];
       } else {
         if (!node->is_list()) *node = dynamic_tree(dynamic_tree::list_type{});
         auto& l = node->as_list();
         const auto idx = static_cast<std::size_t>(k.index());
-        if (l.size() <= idx) l.resize(idx + 1);
+        if (l.size() <= idx) l.resize(idx + 1);  // moves the elements: nothing below this level is kept
         node = &l[idx];
       }
+      last_nodes.push_back(node);
     }
     *node = std::move(value);
+    last_path = path;
   }
+  // The last placed path and the nodes along it (last_nodes[i] at depth i; the root first). Map
+  // nodes never move; a list's elements move only when it grows, and below that level nothing is
+  // kept once it does.
+  key_path last_path;
+  std::vector<dynamic_tree*> last_nodes;
   /// Buffers of an earlier staging of the same tree, reused (copied into) where a leaf's path, dtype
   /// and shape match: no allocation and no page faults on a repeated save.
   dynamic_tree* recycle = nullptr;

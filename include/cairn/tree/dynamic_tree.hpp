@@ -168,6 +168,20 @@ class dynamic_tree {
     walk(p, f);
   }
 
+  /// Returns how many leaves `for_each_leaf` visits (empty containers count as leaves), so that a
+  /// caller can size what it builds per leaf before the walk.
+  std::size_t num_leaves() const noexcept {
+    std::size_t n = 0;
+    if (const auto* m = std::get_if<map_type>(&value_); m && !m->empty()) {
+      for (const auto& kv : *m) n += kv.second.num_leaves();
+    } else if (const auto* l = std::get_if<list_type>(&value_); l && !l->empty()) {
+      for (const auto& c : *l) n += c.num_leaves();
+    } else {
+      n = 1;
+    }
+    return n;
+  }
+
   friend bool operator==(const dynamic_tree&, const dynamic_tree&) = default;
 
  private:
