@@ -132,9 +132,27 @@ TEST_CASE("_METADATA read in place gives what the DOM reader gives, and falls ba
       {"integral double key type and dims (DOM reader only)",
        doc(R"j("('b',)": {"key_metadata": [{"key": "b", "key_type": 2.0}], "value_metadata": {"value_type": "np.ndarray", "write_shape": [4.0]}})j", flags)},
   };
+  // The same text read from a file straight into the parser's memory gives the same, errors included.
+  cairn_test::temp_dir dir;
+  auto from_file = [&](const std::string& text) {
+    std::ofstream(dir.path() / "_METADATA", std::ios::binary) << text;
+    return cairn::read_tree_metadata_file(dir.path() / "_METADATA", "_METADATA");
+  };
   for (const auto& c : good) {
     CAPTURE(c.name);
     const auto m = cairn::parse_tree_metadata(c.text, "_METADATA");
+    const auto f = from_file(c.text);
+    REQUIRE(f.entries.size() == m.entries.size());
+    for (std::size_t i = 0; i < f.entries.size(); ++i) {
+      CHECK(f.entries[i].path == m.entries[i].path);
+      CHECK(f.entries[i].value_type == m.entries[i].value_type);
+      CHECK(f.entries[i].skip_deserialize == m.entries[i].skip_deserialize);
+      CHECK(f.entries[i].write_shape == m.entries[i].write_shape);
+    }
+    CHECK(f.use_ocdbt == m.use_ocdbt);
+    CHECK(f.use_zarr3 == m.use_zarr3);
+    CHECK(f.store_array_data_equal_to_fill_value == m.store_array_data_equal_to_fill_value);
+    CHECK(f.custom_metadata == m.custom_metadata);
     const auto v = cairn::json::parse(c.text, "_METADATA");
     REQUIRE(m.entries.size() == 2);
     CHECK(m.entries[0].path == cairn::key_path{"a", 0});
@@ -170,6 +188,14 @@ TEST_CASE("_METADATA read in place gives what the DOM reader gives, and falls ba
   for (const auto& c : bad) {
     CAPTURE(c.text);
     CHECK_THROWS_WITH_AS(cairn::parse_tree_metadata(c.text, "_METADATA"), doctest::Contains(c.message), cairn::error);
+    CHECK_THROWS_WITH_AS(from_file(c.text), doctest::Contains(c.message), cairn::error);
+  }
+  try {
+    (void)cairn::read_tree_metadata_file(dir.path() / "absent" / "_METADATA", "_METADATA");
+    FAIL("a missing file was read");
+  } catch (const cairn::error& e) {
+    CHECK(e.code() == cairn::errc::not_found);
+    CHECK(std::string(e.what()).find("absent") != std::string::npos);
   }
 }
 

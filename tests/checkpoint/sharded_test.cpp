@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -68,6 +69,22 @@ TEST_CASE("the seed's case: saved P(-, model) on a 2x2 CPU mesh, restored as P(d
         R"({"sharding_type": "NamedSharding", "shape": [2, 2], "axis_names": ["data", "model"], "partition_spec": [null, "model"], )"
         R"("device_mesh": {"mesh": [[{"id": 0}, {"id": 1}], [{"id": 2}, {"id": 3}]]}})");
   CHECK(item.metadata()->entries[1].write_shape == std::vector<index_t>{64, 16});
+  // `_sharding` is read on first use: damaged or gone by then, it reads as empty, the damage named.
+  {
+    pytree_item damaged(step / "default"), gone(step / "default");
+    const std::string saved_text = [&] {
+      std::ifstream in(step / "default" / "_sharding", std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    }();
+    std::ofstream(step / "default" / "_sharding", std::ios::binary) << "{\"ZGVuc2VfMS5rZXJuZWw\": [";
+    CHECK(damaged.shardings().empty());
+    CHECK(damaged.sharding_error().find("_sharding") != std::string::npos);
+    std::filesystem::remove(step / "default" / "_sharding");
+    CHECK(gone.shardings().empty());
+    CHECK(gone.sharding_error().empty());
+    std::ofstream(step / "default" / "_sharding", std::ios::binary) << saved_text;
+    CHECK(damaged.shardings().empty());  // read once
+  }
 
   const named_sharding target_as(mesh, partition_spec{"data", replicated});
   std::map<std::string, std::map<std::string, sharded_array>> target;

@@ -136,9 +136,8 @@ class pytree_item {
     const auto metadata_size = std::filesystem::file_size(dir_ / "_METADATA", ec);
     const bool has_metadata = ec != std::errc::no_such_file_or_directory;
     run_side_by_side(has_manifest && !ec && metadata_size >= parallel_metadata_bytes, open_early, [&] {
-      if (has_metadata) metadata_ = parse_tree_metadata(detail::read_text_file(dir_ / "_METADATA", name_), name_ + ": _METADATA");
+      if (has_metadata) metadata_ = read_tree_metadata_file(dir_ / "_METADATA", name_ + ": _METADATA");
     });
-    if (std::filesystem::exists(dir_ / "_sharding")) lazy_->sharding_text = detail::read_text_file(dir_ / "_sharding", name_);
     if (std::filesystem::exists(dir_ / "_strings.json"))
       strings_ = parse_strings_file(detail::read_text_file(dir_ / "_strings.json", name_), name_ + ": _strings.json");
     use_ocdbt_ = metadata_ && metadata_->use_ocdbt ? *metadata_->use_ocdbt : has_manifest;
@@ -157,18 +156,21 @@ class pytree_item {
 
   const std::filesystem::path& dir() const noexcept { return dir_; }
   const std::optional<tree_metadata>& metadata() const noexcept { return metadata_; }
-  /// The saved shardings by parameter name, from `_sharding` (parsed on first use: a restore onto a given
-  /// target never needs them). A damaged `_sharding` reads as empty: it only supplies default placements
-  /// and must not block restoring data.
+  /// The saved shardings by parameter name, from `_sharding` (read and parsed on first use: a restore
+  /// onto a given target never needs them, and a model's file is tens of MB). A damaged or unreadable
+  /// `_sharding` reads as empty, and so does one gone since the item was opened: it only supplies
+  /// default placements and must not block restoring data.
   const std::map<std::string, json::value>& shardings() const {
     std::call_once(lazy_->once, [&] {
       try {
-        if (!lazy_->sharding_text.empty())
-          lazy_->shardings = parse_sharding_file(lazy_->sharding_text, name_ + ": _sharding").shardings;
+        const auto path = dir_ / "_sharding";
+        if (std::filesystem::exists(path)) {
+          const json::padded_text text = json::read_padded_file(path);
+          lazy_->shardings = parse_sharding_file(text.view(), name_ + ": _sharding").shardings;
+        }
       } catch (const error& e) {
         lazy_->sharding_error = e.what();
       }
-      lazy_->sharding_text.clear();
     });
     return lazy_->shardings;
   }
@@ -402,7 +404,6 @@ class pytree_item {
   // Shared so that copies of the item share one parse.
   struct lazy_state {
     std::once_flag once;
-    std::string sharding_text;
     std::map<std::string, json::value> shardings;
     std::string sharding_error;  // why a damaged `_sharding` reads as empty
     zarr::metadata_cache zarr_metadata;

@@ -222,6 +222,16 @@ inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view
   return m;
 }
 
+/// Reads and parses the `_METADATA` file at `path`, read straight into the parser's memory (a model's
+/// is tens of MB: a copy of it cost as much again in fresh pages as the read).
+/// \throws as `parse_tree_metadata`; cairn::error (errc::not_found, errc::io) if the file cannot be read.
+inline tree_metadata read_tree_metadata_file(const std::filesystem::path& path, std::string_view what) {
+  const json::document in_place(json::read_padded_file(path), what);
+  tree_metadata m;
+  if (detail::read_tree_metadata_in_place(in_place.root(), m)) return m;
+  return parse_tree_metadata(in_place.text(), what);  // reports exactly what is wrong
+}
+
 /// Returns `_METADATA` text as Orbax writes it (Python `json.dumps` with default separators).
 /// Streamed: a model has up to millions of entries, and a DOM would cost several allocations each.
 inline std::string to_json(const tree_metadata& m) {

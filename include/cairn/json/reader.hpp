@@ -646,6 +646,8 @@ class view {
   simdjson::dom::element e_;
 };
 
+struct padded_text;
+
 /// A parsed JSON document read in place through `view`s.
 /// \par Thread safety
 /// Views of one document may be read from several threads at once.
@@ -660,22 +662,36 @@ class document {
     root_ = detail::json_parse_dom(parser_, padded.data(), text.size(), label);
     detail::json_dom_converter(text, label).check(root_);
   }
+  /// Parses `text` where it lies (see `read_padded_file`), which the document keeps.
+  /// \throws cairn::error as `json::parse`
+  document(padded_text text, std::string_view source_name);
   document(const document&) = delete;
   document& operator=(const document&) = delete;
 
   /// The top-level value.
   view root() const noexcept { return view(root_); }
+  /// The text parsed, when the document was given it as `padded_text` (empty otherwise).
+  std::string_view text() const noexcept { return {text_.get(), text_size_}; }
 
  private:
   simdjson::dom::parser parser_;
   simdjson::dom::element root_;
+  std::unique_ptr<char[]> text_;  // the padded text parsed in place, when given one
+  std::size_t text_size_ = 0;
 };
 
-/// Reads and parses the file at `path`; error messages name the path.
+/// A file's contents followed by `simdjson::SIMDJSON_PADDING` zero bytes, as the parser needs them.
+struct padded_text {
+  std::unique_ptr<char[]> data;
+  std::size_t size = 0;
+  std::string_view view() const noexcept { return {data.get(), size}; }
+};
+
+/// Reads the file at `path` straight into padded memory: a large metadata file is neither copied nor
+/// faulted into fresh memory a second time.
 /// \throws cairn::error (errc::not_found) if the file (or a directory on its path) does not exist
 /// \throws cairn::error (errc::io) if the file cannot be opened or read (including when it is a directory)
-/// \throws cairn::error (errc::corrupted) if its contents are not valid JSON, as `parse`
-inline value parse_file(const std::filesystem::path& path) {
+inline padded_text read_padded_file(const std::filesystem::path& path) {
   const std::string name = detail::json_quote(path.native());
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -690,30 +706,44 @@ inline value parse_file(const std::filesystem::path& path) {
   struct ::stat st {};
   if (::fstat(fd, &st) != 0) throw io_error("stat " + name, errno);
   if (S_ISDIR(st.st_mode)) throw io_error("read " + name, EISDIR);
-  // Read straight into a padded buffer (no second copy); the size is only a hint, since pipes and
-  // /proc files report 0 and a file may change while it is read.
+  // The size is only a hint, since pipes and /proc files report 0 and a file may change while it is read.
   std::size_t capacity = static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 0) + 1;
-  std::size_t size = 0;
+  padded_text text;
   // Not make_unique: value-initialising the buffer would touch every byte twice.
-  std::unique_ptr<char[]> buffer(new char[capacity + simdjson::SIMDJSON_PADDING]);
+  text.data.reset(new char[capacity + simdjson::SIMDJSON_PADDING]);
   while (true) {
-    if (size == capacity) {
+    if (text.size == capacity) {
       const std::size_t grown = capacity * 2;
       std::unique_ptr<char[]> bigger(new char[grown + simdjson::SIMDJSON_PADDING]);
-      std::memcpy(bigger.get(), buffer.get(), size);
-      buffer = std::move(bigger);
+      std::memcpy(bigger.get(), text.data.get(), text.size);
+      text.data = std::move(bigger);
       capacity = grown;
     }
-    const ::ssize_t n = ::read(fd, buffer.get() + size, capacity - size);
+    const ::ssize_t n = ::read(fd, text.data.get() + text.size, capacity - text.size);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw io_error("read " + name, errno);
     }
     if (n == 0) break;
-    size += static_cast<std::size_t>(n);
+    text.size += static_cast<std::size_t>(n);
   }
-  std::memset(buffer.get() + size, 0, simdjson::SIMDJSON_PADDING);
-  return detail::json_parse_padded(buffer.get(), size, name);
+  std::memset(text.data.get() + text.size, 0, simdjson::SIMDJSON_PADDING);
+  return text;
+}
+
+/// Reads and parses the file at `path`; error messages name the path.
+/// \throws as `read_padded_file`
+/// \throws cairn::error (errc::corrupted) if its contents are not valid JSON, as `parse`
+inline value parse_file(const std::filesystem::path& path) {
+  const padded_text text = read_padded_file(path);
+  return detail::json_parse_padded(text.data.get(), text.size, detail::json_quote(path.native()));
+}
+
+inline document::document(padded_text text, std::string_view source_name)
+    : text_(std::move(text.data)), text_size_(text.size) {
+  const std::string label = detail::json_label(source_name);
+  root_ = detail::json_parse_dom(parser_, text_.get(), text.size, label);
+  detail::json_dom_converter(std::string_view(text_.get(), text.size), label).check(root_);
 }
 
 }  // namespace cairn::json
