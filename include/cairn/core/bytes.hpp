@@ -18,9 +18,6 @@
 #include <thread>
 #include <utility>
 
-#if __has_include(<sys/mman.h>)
-#include <sys/mman.h>  // madvise
-#endif
 
 #include <cairn/config.hpp>
 #include <cairn/core/parallel.hpp>
@@ -54,23 +51,6 @@ inline void copy_bytes(void* dst, const void* src, std::size_t n) {
   });
 }
 
-namespace detail {
-/// Asks the OS to back the whole 2 MiB pages inside [p, p + n) with huge pages where it offers them
-/// (Linux transparent huge pages in `madvise` mode). Memory that is filled once, as a restore fills
-/// its arrays, then takes one page fault per 2 MiB instead of one per 4 KiB, and those faults were
-/// most of the cost of filling fresh memory. A hint: nothing happens where it is not supported.
-inline void advise_huge_pages(void* p, std::size_t n) noexcept {
-#if defined(MADV_HUGEPAGE)
-  constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
-  const auto end = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(huge - 1);
-  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
-}  // namespace detail
 
 /// Views the characters of `s` as bytes.
 inline byte_view as_bytes(std::string_view s) noexcept {
