@@ -121,6 +121,7 @@ class reader final : public kvstore::driver {
       std::tie(offset, length) =
           kvstore::resolve_range(range, e.value_size(), "OCDBT database " + name_ + ": key \"" + std::string(key) + "\"");
     if (e.is_inline) return {e.value.slice(offset, length)};
+    if (kvstore::value_reader* handle = file_handle(*found.node, e.ref.file)) return {handle->read(e.ref.offset + offset, length)};
     return {read_file_range(found.node->node.files.at(e.ref.file), e.ref.offset + offset, length,
                             [&] { return "value of key \"" + std::string(key) + "\""; })};
   }
@@ -135,7 +136,7 @@ class reader final : public kvstore::driver {
       return kvstore::read_into_status::done;
     }
     const data_file_id& file = found.node->node.files.at(e.ref.file);
-    if (auto handle = data_file(file)) {
+    if (kvstore::value_reader* handle = file_handle(*found.node, e.ref.file)) {
       handle->read_into(e.ref.offset + offset, dst);
     } else {
       const shared_bytes b = read_file_range(file, e.ref.offset + offset, dst.size(), [&] { return "value of key \"" + std::string(key) + "\""; });
@@ -181,6 +182,7 @@ class reader final : public kvstore::driver {
     std::vector<std::uint64_t> top;  // probes[0], probes[block], probes[2 * block], ...
     mutable std::mutex mutex;
     mutable std::vector<std::shared_ptr<const cached_node>> children;
+    std::unique_ptr<std::atomic<kvstore::value_reader*>[]> handles;  // of node.files, set on first use
 
     static std::uint64_t probe(std::string_view key, std::size_t from) noexcept {
       std::uint64_t p = 0;
@@ -318,6 +320,7 @@ class reader final : public kvstore::driver {
     auto bytes = read_file_range(file, loc.offset, loc.length, [] { return std::string("B+tree node"); });
     auto node = std::make_shared<cached_node>();
     node->node = decode_btree_node(bytes.view(), file.base_path, object, options_.max_decoded_bytes);
+    node->handles = std::make_unique<std::atomic<kvstore::value_reader*>[]>(node->node.files.size());
     if (node->node.height == 0) node->index(node->node.leaves);
     else node->index(node->node.children);
     if (node->node.height != expected_height)
@@ -335,6 +338,17 @@ class reader final : public kvstore::driver {
       throw error(errc::not_found, "OCDBT database " + name_ + ": " + what() + ": data file \"" +
                                        file.path() + "\" is missing");
     return *r.value;
+  }
+
+  // The handle of a node's data file `i`, found through the reader's map once and then kept by the
+  // node: a restore of many small leaves took the map's lock and a shared count for every value.
+  // Handles stay in `open_files_` as long as the reader, so a plain pointer to one stays valid.
+  kvstore::value_reader* file_handle(const cached_node& n, std::size_t i) {
+    if (i < n.node.files.size())
+      if (kvstore::value_reader* h = n.handles[i].load(std::memory_order_acquire)) return h;
+    const auto handle = data_file(n.node.files.at(i));
+    if (handle) n.handles[i].store(handle.get(), std::memory_order_release);
+    return handle.get();
   }
 
   // Data files are written once and never change: each is opened once where the store can (a file
