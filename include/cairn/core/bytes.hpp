@@ -18,7 +18,6 @@
 #include <thread>
 #include <utility>
 
-
 #include <cairn/config.hpp>
 #include <cairn/core/parallel.hpp>
 
@@ -50,7 +49,6 @@ inline void copy_bytes(void* dst, const void* src, std::size_t n) {
     std::memcpy(d + at, s + at, std::min(step, n - at));
   });
 }
-
 
 /// Views the characters of `s` as bytes.
 inline byte_view as_bytes(std::string_view s) noexcept {
