@@ -159,18 +159,9 @@ inline bool read_tree_metadata_in_place(const json::view& doc, tree_metadata& m)
   if (const auto c = doc.find("custom_metadata")) m.custom_metadata = c->to_value();
   return true;
 }
-}  // namespace detail
 
-/// Parses `_METADATA`.
-/// \throws cairn::error (errc::corrupted) for text that is not JSON, and naming `what` and the entry for
-///         a missing or mistyped field, an unknown key type, or a sequence key that is not a non-negative
-///         integer.
-inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view what) {
-  {
-    const json::document in_place(text, what);
-    tree_metadata m;
-    if (detail::read_tree_metadata_in_place(in_place.root(), m)) return m;
-  }
+// The DOM reader of `_METADATA`: accepts what the in-place reader gives up on and words every error.
+inline tree_metadata parse_tree_metadata_dom(std::string_view text, std::string_view what) {
   const json::value doc = json::parse(text, what);
   const std::string w(what);
   tree_metadata m;
@@ -221,6 +212,20 @@ inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view
   if (const auto* v = doc.find("custom_metadata")) m.custom_metadata = *v;
   return m;
 }
+}  // namespace detail
+
+/// Parses `_METADATA`.
+/// \throws cairn::error (errc::corrupted) for text that is not JSON, and naming `what` and the entry for
+///         a missing or mistyped field, an unknown key type, or a sequence key that is not a non-negative
+///         integer.
+inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view what) {
+  {
+    const json::document in_place(text, what);
+    tree_metadata m;
+    if (detail::read_tree_metadata_in_place(in_place.root(), m)) return m;
+  }
+  return detail::parse_tree_metadata_dom(text, what);
+}
 
 /// Reads and parses the `_METADATA` file at `path`, read straight into the parser's memory (a model's
 /// is tens of MB: a copy of it cost as much again in fresh pages as the read).
@@ -229,7 +234,7 @@ inline tree_metadata read_tree_metadata_file(const std::filesystem::path& path, 
   const json::document in_place(json::read_padded_file(path), what);
   tree_metadata m;
   if (detail::read_tree_metadata_in_place(in_place.root(), m)) return m;
-  return parse_tree_metadata(in_place.text(), what);  // reports exactly what is wrong
+  return detail::parse_tree_metadata_dom(in_place.text(), what);  // reports exactly what is wrong
 }
 
 /// Returns `_METADATA` text as Orbax writes it (Python `json.dumps` with default separators).

@@ -122,8 +122,8 @@ class reader final : public kvstore::driver {
           kvstore::resolve_range(range, e.value_size(), "OCDBT database " + name_ + ": key \"" + std::string(key) + "\"");
     if (e.is_inline) return {e.value.slice(offset, length)};
     if (kvstore::value_reader* handle = file_handle(*found.node, e.ref.file)) return {handle->read(e.ref.offset + offset, length)};
-    return {read_file_range(found.node->node.files.at(e.ref.file), e.ref.offset + offset, length,
-                            [&] { return "value of key \"" + std::string(key) + "\""; })};
+    return {read_by_key(found.node->node.files.at(e.ref.file), e.ref.offset + offset, length,
+                        [&] { return "value of key \"" + std::string(key) + "\""; })};
   }
   kvstore::read_into_status read_into(std::string_view key, std::uint64_t offset, mutable_byte_view dst,
                                       std::uint64_t value_size) override {
@@ -139,7 +139,7 @@ class reader final : public kvstore::driver {
     if (kvstore::value_reader* handle = file_handle(*found.node, e.ref.file)) {
       handle->read_into(e.ref.offset + offset, dst);
     } else {
-      const shared_bytes b = read_file_range(file, e.ref.offset + offset, dst.size(), [&] { return "value of key \"" + std::string(key) + "\""; });
+      const shared_bytes b = read_by_key(file, e.ref.offset + offset, dst.size(), [&] { return "value of key \"" + std::string(key) + "\""; });
       if (!dst.empty()) std::memcpy(dst.data(), b.data(), dst.size());
     }
     return kvstore::read_into_status::done;
@@ -333,6 +333,11 @@ class reader final : public kvstore::driver {
   template <class What>
   shared_bytes read_file_range(const data_file_id& file, std::uint64_t offset, std::uint64_t length, What&& what) {
     if (auto handle = data_file(file)) return handle->read(offset, length);
+    return read_by_key(file, offset, length, std::forward<What>(what));
+  }
+  // Reads a data file's range through the store, for files without a handle.
+  template <class What>
+  shared_bytes read_by_key(const data_file_id& file, std::uint64_t offset, std::uint64_t length, What&& what) {
     auto r = kvstore::read(base_, file.path(), {offset, length});
     if (r.missing())
       throw error(errc::not_found, "OCDBT database " + name_ + ": " + what() + ": data file \"" +
