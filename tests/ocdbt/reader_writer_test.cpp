@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -357,6 +358,63 @@ TEST_CASE("nodes are compressed at the writer's zstd level; the configuration ke
     auto same = [](cairn::byte_view a, cairn::byte_view b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); };
     CHECK(same(bytes, oc::encode_btree_node(node, oc::compression::zstd(level.value_or(0))).view()));
     if (level && *level != 0) CHECK_FALSE(same(bytes, oc::encode_btree_node(node, oc::compression::zstd(0)).view()));
+  }
+}
+
+TEST_CASE_TEMPLATE("a value put as one shared_bytes under many keys is stored once and read back under each", F, memory_db,
+                   file_db) {
+  F f;
+  const kv::store base = f.open();
+  oc::writer w(base, no_sync());
+  const std::string text = "{\"shape\": [16], \"data_type\": \"float32\", \"codecs\": [{\"name\": \"zstd\"}]}";
+  const cairn::shared_bytes shared = cairn::shared_bytes::copy_of(cairn::as_bytes(text));
+  const cairn::shared_bytes other = cairn::shared_bytes::copy_of(cairn::as_bytes(text + " "));
+  const cairn::shared_bytes tiny = cairn::shared_bytes::copy_of(cairn::as_bytes(std::string("{}")));
+  std::map<std::string, std::string> expect;
+  for (int i = 0; i < 300; ++i) {
+    const std::string k = "layer_" + std::to_string(1000 + i) + "/";
+    w.put(k + "zarr.json", shared);
+    expect[k + "zarr.json"] = text;
+    w.put(k + "b/zarr.json", i % 2 ? other : tiny);  // two shared values interleaved
+    expect[k + "b/zarr.json"] = i % 2 ? text + " " : "{}";
+    w.put(k + "c/0", cairn::byte_buffer(cairn::as_bytes(text)));  // equal bytes, not shared: inline each time
+    expect[k + "c/0"] = text;
+  }
+  w.commit();
+  oc::reader r(base);
+  CHECK(read_all(r) == expect);
+  // The first key of each shared value holds it inline; the others refer to one copy. Values below
+  // the reference's worth and values put as separate buffers stay inline.
+  std::map<std::string, std::set<std::pair<std::string, std::uint64_t>>> places;
+  std::size_t inline_count = 0;
+  r.for_each({}, [&](oc::value_location&& l) {
+    if (l.is_inline) {
+      ++inline_count;
+      return;
+    }
+    places[std::string(cairn::as_chars(r.read_value(l).view()))].insert({l.file.path(), l.offset});
+  });
+  CHECK(inline_count == 300 /* c/0 */ + 150 /* tiny */ + 1 + 1);
+  REQUIRE(places.size() == 2);
+  CHECK(places[text].size() == 1);
+  CHECK(places[text + " "].size() == 1);
+  // Each key reads its own bytes, again and again (the shared copy is read from its file once).
+  const kv::store db = oc::open_reader(base);
+  for (int round = 0; round < 2; ++round)
+    for (const auto& [k, v] : expect) {
+      auto got = kv::read(db, k);
+      REQUIRE_FALSE(got.missing());
+      CHECK(std::string(cairn::as_chars(got->view())) == v);
+    }
+  // A later generation stores its shared values anew.
+  oc::writer w2(base, no_sync());
+  w2.put("z/zarr.json", shared);
+  w2.put("z2/zarr.json", shared);
+  w2.commit();
+  for (const std::string k : {"z/zarr.json", "z2/zarr.json", "layer_1000/zarr.json", "layer_1001/zarr.json"}) {
+    auto got = kv::read(oc::open_reader(base), k);
+    REQUIRE_FALSE(got.missing());
+    CHECK(std::string(cairn::as_chars(got->view())) == text);
   }
 }
 

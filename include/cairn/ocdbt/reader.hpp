@@ -121,7 +121,11 @@ class reader final : public kvstore::driver {
       std::tie(offset, length) =
           kvstore::resolve_range(range, e.value_size(), "OCDBT database " + name_ + ": key \"" + std::string(key) + "\"");
     if (e.is_inline) return {e.value.slice(offset, length)};
-    if (kvstore::value_reader* handle = file_handle(*found.node, e.ref.file)) return {handle->read(e.ref.offset + offset, length)};
+    if (kvstore::value_reader* handle = file_handle(*found.node, e.ref.file)) {
+      if (length == e.value_size() && length <= manifest_.config.max_inline_value_bytes)
+        return {read_small_value(handle, e.ref.offset, length)};
+      return {handle->read(e.ref.offset + offset, length)};
+    }
     return {read_by_key(found.node->node.files.at(e.ref.file), e.ref.offset + offset, length,
                         [&] { return "value of key \"" + std::string(key) + "\""; })};
   }
@@ -345,6 +349,24 @@ class reader final : public kvstore::driver {
     return *r.value;
   }
 
+  // A value small enough to be inline but kept in a data file is mostly one that many keys share
+  // (cairn stores a model's repeated zarr metadata once and refers to it from every array): each is
+  // read from its file once, not once per key.
+  shared_bytes read_small_value(kvstore::value_reader* handle, std::uint64_t offset, std::uint64_t length) {
+    const small_value_key k{handle, offset, length};
+    {
+      std::lock_guard lock(small_values_mutex_);
+      if (auto it = small_values_.find(k); it != small_values_.end()) return it->second;
+    }
+    shared_bytes b = handle->read(offset, length);
+    std::lock_guard lock(small_values_mutex_);
+    if (small_values_.size() >= max_small_values) small_values_.clear();  // bounds the memory held
+    small_values_.emplace(k, b);
+    return b;
+  }
+  static constexpr std::size_t max_small_values = 1024;
+  using small_value_key = std::tuple<const kvstore::value_reader*, std::uint64_t, std::uint64_t>;
+
   // The handle of a node's data file `i`, found through the reader's map once and then kept by the
   // node: a restore of many small leaves took the map's lock and a shared count for every value.
   // Handles stay in `open_files_` as long as the reader, so a plain pointer to one stays valid.
@@ -379,6 +401,8 @@ class reader final : public kvstore::driver {
   std::atomic<const cached_node*> loaded_root_{nullptr};  // root_.get() once loaded
   std::mutex files_mutex_;
   std::map<data_file_id, std::shared_ptr<kvstore::value_reader>> open_files_;
+  std::mutex small_values_mutex_;
+  std::map<small_value_key, shared_bytes> small_values_;
 };
 
 /// Opens the OCDBT database under `base` as a read-only kvstore.

@@ -30,6 +30,7 @@
 #include <system_error>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -555,15 +556,39 @@ class writer {
   }
 
   /// As `put`, taking the bytes over: a value within the inline limit is kept as it is, not copied.
-  void put(std::string_view key, byte_buffer&& value) { put(key, shared_bytes(std::move(value))); }
-  /// As `put`, sharing `value`: one text stored under many keys (the zarr metadata of a model's
-  /// same-shaped arrays) is held once.
-  void put(std::string_view key, shared_bytes value) {
+  void put(std::string_view key, byte_buffer&& value) {
     if (value.size() > config_.max_inline_value_bytes) return put(key, value.view());
     check_key(key);
     std::lock_guard lock(mutex_);
+    pending_.push_back({std::string(key), pending_entry{shared_bytes(std::move(value))}});
+  }
+  /// As `put`, sharing `value`: one text put under many keys (the zarr metadata of a model's
+  /// same-shaped arrays) is held once in memory and stored once. The first key holds it inline; when
+  /// the same `shared_bytes` (same bytes, same length) is put again, it is written to a data file once
+  /// and every later key refers to that copy, so the leaves carry a reference of a few bytes per key
+  /// instead of the text (100,000 arrays' metadata made a 60 MB leaf node to compress).
+  void put(std::string_view key, shared_bytes value) {
+    if (value.size() > config_.max_inline_value_bytes) return put(key, value.view());
+    check_key(key);
+    std::unique_lock lock(mutex_);
+    if (value.size() >= min_shared_reference_bytes) {
+      auto [it, fresh] = shared_.try_emplace({value.data(), value.size()}, shared_value{value, std::nullopt});
+      shared_value& held = it->second;  // stays put while other keys are added (nodes survive a rehash)
+      if (!fresh) {
+        if (!held.ref) {
+          lock.unlock();
+          auto [file, offset] = sink().append(held.bytes.view());
+          lock.lock();
+          if (!held.ref) held.ref = out_of_line{intern(std::move(file)), offset, held.bytes.size()};
+        }
+        pending_.push_back({std::string(key), pending_entry{*held.ref}});
+        return;
+      }
+    }
     pending_.push_back({std::string(key), pending_entry{std::move(value)}});
   }
+  /// Shared values shorter than this stay inline under every key: a reference costs about as much.
+  static constexpr std::size_t min_shared_reference_bytes = 32;
 
   /// Adds `key` with a value produced in pieces by `fill(out)` — at most `max_size` bytes, written
   /// through `out.space()` / `out.produced(n)` — so that a large value is written while it is encoded.
@@ -599,6 +624,7 @@ class writer {
     //    Puts are appended in call order, so a stable sort by key puts the last put of a key last.
     std::vector<pending_put> entries = std::move(pending_);
     pending_.clear();
+    shared_.clear();  // a later generation stores its values anew
     const auto by_key = [](const pending_put& a, const pending_put& b) { return a.key < b.key; };
     if (!std::is_sorted(entries.begin(), entries.end(), by_key)) std::stable_sort(entries.begin(), entries.end(), by_key);
     std::size_t kept = 0;
@@ -688,6 +714,12 @@ class writer {
   struct pending_put {
     std::string key;
     pending_entry entry;
+  };
+  // A value put as one `shared_bytes` (held, so its address names it until commit) and, once it has
+  // been put twice, its copy in a data file.
+  struct shared_value {
+    shared_bytes bytes;
+    std::optional<out_of_line> ref;
   };
   struct child {
     std::string first_key;
@@ -910,6 +942,12 @@ class writer {
   std::optional<reader> existing_;
   std::mutex mutex_;
   std::vector<pending_put> pending_;
+  struct shared_key_hash {
+    std::size_t operator()(const std::pair<const std::byte*, std::size_t>& k) const noexcept {
+      return std::hash<const std::byte*>{}(k.first) ^ (k.second * 0x9E3779B97F4A7C15ull);
+    }
+  };
+  std::unordered_map<std::pair<const std::byte*, std::size_t>, shared_value, shared_key_hash> shared_;
   std::vector<data_file_id> files_;
   std::map<data_file_id, std::size_t> file_index_;
   std::once_flag sink_once_;
