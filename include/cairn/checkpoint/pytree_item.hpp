@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <deque>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -473,8 +474,9 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     }
     return *db;
   };
-  // Models repeat a few (dtype, shape) pairs many times: the last metadata and its text are reused.
-  // The metadata text is stored once and shared by every array that has it.
+  // Models repeat a few (dtype, shape) pairs many times: each pair's metadata and text are made once
+  // (the first `max_memos` pairs; the last one is checked first). The text is held once and put as
+  // one shared value, which the database stores once for all the arrays that have it.
   struct zarr_memo {
     zarr::array_metadata md;
     shared_bytes text;
@@ -487,12 +489,16 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     return md;
   };
   std::shared_ptr<const zarr_memo> memo;
+  std::map<std::tuple<dtype, std::vector<index_t>, std::vector<index_t>>, std::shared_ptr<const zarr_memo>> memos;
+  constexpr std::size_t max_memos = 1024;
   auto zarr_metadata = [&](const array_view& v, const std::vector<index_t>& chunk) {
-    if (!memo || memo->md.type != v.type() || memo->md.shape != v.shape() || memo->md.chunk_shape != chunk) {
-      auto md = orbax_zarr_metadata(v.type(), v.shape(), chunk);
-      const std::string text = zarr::to_json(md);
-      memo = std::make_shared<const zarr_memo>(zarr_memo{std::move(md), shared_bytes::copy_of(as_bytes(text))});
-    }
+    if (memo && memo->md.type == v.type() && memo->md.shape == v.shape() && memo->md.chunk_shape == chunk) return memo;
+    auto key = std::make_tuple(v.type(), v.shape().vector(), chunk);
+    if (auto it = memos.find(key); it != memos.end()) return memo = it->second;
+    auto md = orbax_zarr_metadata(v.type(), v.shape(), chunk);
+    const std::string text = zarr::to_json(md);
+    memo = std::make_shared<const zarr_memo>(zarr_memo{std::move(md), shared_bytes::copy_of(as_bytes(text))});
+    if (memos.size() < max_memos) memos.emplace(std::move(key), memo);
     return memo;
   };
   std::string key_buf;
