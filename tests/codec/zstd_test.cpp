@@ -215,7 +215,43 @@ byte_buffer weight_bytes(std::size_t n, std::uint64_t seed) {
   return b;
 }
 
-// A space()/produced() sink handing out small, odd-sized pieces of one buffer.
+// Typed data of the kinds a checkpoint holds, `n` bytes of it.
+byte_buffer typed_bytes(int kind, std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  byte_buffer b(n);
+  std::memset(b.data(), 0, n);
+  auto put32 = [&](std::size_t i, std::uint32_t u) { std::memcpy(b.data() + i, &u, std::min<std::size_t>(4, n - i)); };
+  for (std::size_t i = 0; i < n; i += 4) {
+    const float f = normal(rng);
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    switch (kind) {
+      case 0: put32(i, u); break;                                                  // float32 weights
+      case 1: {                                                                    // bfloat16 weights
+        const float g = normal(rng);
+        std::uint32_t v;
+        std::memcpy(&v, &g, 4);
+        put32(i, (u >> 16) | (v & 0xFFFF0000u));
+        break;
+      }
+      case 2: put32(i, static_cast<std::uint32_t>(rng() % 1000)); break;          // small integers
+      case 3: put32(i, (i / 4) % 97 < 50 ? 0 : u); break;                         // half zeros
+      case 4: put32(i, static_cast<std::uint32_t>(static_cast<int>(std::lround(f * 100)))); break;  // quantized
+      case 5: put32(i, static_cast<std::uint32_t>(i / 4 + 5000)); break;          // a ramp of int32
+      case 6: put32(i, static_cast<std::uint32_t>(rng())); break;                  // random bits
+      case 7: break;                                                               // zeros
+      case 8: put32(i, static_cast<std::uint32_t>(rng() % 16 + 100) * 0x01010101u); break;  // bytes of few values
+      default: {                                                                   // a random 192-byte row, tiled
+        std::mt19937 row(static_cast<unsigned>((i % 192) / 4 + seed));
+        put32(i, static_cast<std::uint32_t>(row()));
+      }
+    }
+  }
+  return b;
+}
+
+// A space()/produced() sink handing out small, odd-sized pieces of one buffer.// A space()/produced() sink handing out small, odd-sized pieces of one buffer.
 struct piecewise_sink {
   byte_buffer buffer;
   std::size_t used = 0;
@@ -267,6 +303,49 @@ TEST_CASE("a tiny input is judged by its repeats exactly as zstd's fastest level
   ZSTD_freeCCtx(trial);
   CHECK(stored > 1000);  // both answers occur often
   CHECK(compressed > 300);
+}
+
+TEST_CASE("a small input is judged by an estimate that agrees with zstd's level 3 wherever the answer is clear") {
+  // Between `tiny_input_bytes` and `sampled_threshold` no trial compression runs: the estimate must
+  // still compress what level 3 shrinks by 1.25 × the ratio asked for, and store what it shrinks by
+  // less than 1.05 ×. The fastest-level trial it replaces stored bfloat16 weights and the int32 ramp.
+  ZSTD_CCtx* level3 = ZSTD_createCCtx();
+  REQUIRE(level3);
+  REQUIRE_FALSE(ZSTD_isError(ZSTD_CCtx_setParameter(level3, ZSTD_c_compressionLevel, 3)));
+  zstd_compressor c(3);
+  c.set_min_ratio(1.1);
+  std::size_t clear = 0, compressed = 0;
+  for (std::size_t n : {std::size_t{257}, std::size_t{700}, kib, 4 * kib, 4 * kib + 12, 9 * kib, 16 * kib, 32 * kib - 4}) {
+    for (int kind = 0; kind < 10; ++kind) {
+      for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        const byte_buffer in = typed_bytes(kind, n, seed * 1000 + n);
+        std::vector<std::byte> out(ZSTD_compressBound(n));
+        const std::size_t m = ZSTD_compress2(level3, out.data(), out.size(), in.data(), n);
+        REQUIRE_FALSE(ZSTD_isError(m));
+        const double truth = static_cast<double>(n) / static_cast<double>(m);
+        const double estimate = zstd_compressor::estimated_ratio(in);
+        CAPTURE(n);
+        CAPTURE(kind);
+        CAPTURE(truth);
+        CAPTURE(estimate);
+        if (truth >= 1.25 * 1.1) {
+          CHECK(c.pays(in));
+          ++compressed;
+        } else if (truth < 1.05) {
+          CHECK_FALSE(c.pays(in));
+        }
+        clear += truth >= 1.25 * 1.1 || truth < 1.05;
+        // Where it says "compress", level 3 really does shrink the input.
+        if (c.pays(in)) CHECK(truth > 1.0);
+      }
+    }
+  }
+  ZSTD_freeCCtx(level3);
+  CHECK(clear > 250);  // most cases are clear ones, of both answers
+  CHECK(compressed > 150);
+  // bfloat16 weights of a few KiB (1.26× at level 3) are compressed; float32 ones (1.07×) are not.
+  CHECK(c.pays(typed_bytes(1, 4 * kib, 9)));
+  CHECK_FALSE(c.pays(typed_bytes(0, 4 * kib, 9)));
 }
 
 TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads") {
