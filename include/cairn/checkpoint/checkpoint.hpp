@@ -257,7 +257,7 @@ inline std::filesystem::path detail::save_item_refs(const std::filesystem::path&
       write_json_item(d.tmp, name, tree, o);
       meta.set_handler(name, std::string(v3 ? handler_typestr::json_v1 : handler_typestr::json));
     } else {
-      write_pytree_item(d.tmp / name, tree, o.pytree);
+      (void)write_pytree_item_impl(d.tmp / name, tree, o.pytree, 0, 1, /*in_uncommitted_step=*/true);
       meta.set_handler(name, std::string(v3 ? handler_typestr::pytree_v1 : handler_typestr::standard));
     }
     if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) detail::fsync_dir(d.tmp / name);

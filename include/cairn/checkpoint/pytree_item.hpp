@@ -446,10 +446,15 @@ streaming_put(Put, Stream) -> streaming_put<Put, Stream>;
 // Writes the item in one process (`part_count == 1`: the database directly at `dir`, every file) or
 // this process's part of a multi-process item: its database in `ocdbt.process_<i>/` (the primary's also
 // holds the zarr metadata and the unsharded leaves), its replica-0 shards and `array_metadatas/process_<i>`.
+// `in_uncommitted_step`: `dir` is inside a step's temporary directory, which only a rename commits, so
+// `_METADATA` need not wait for the data to mark the item complete and is written as soon as it is
+// printed, beside the data.
 inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir, const dynamic_tree& tree,
-                                               const pytree_save_options& o, int part_index, int part_count) {
+                                               const pytree_save_options& o, int part_index, int part_count,
+                                               bool in_uncommitted_step = false) {
   const bool multi = part_count > 1;
   const bool primary = part_index == 0;
+  const bool metadata_early = in_uncommitted_step && !multi;
   pytree_item_part part;
   part.process_index = part_index;
   tree_metadata meta;
@@ -743,7 +748,8 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   };
   auto put = [&](std::string_view key, const std::string& text) { kvstore::write(files, key, as_bytes(text)); };
   // The files beside `_METADATA` are written (and synced) while the data is: a model's `_sharding` and
-  // `array_metadatas` are tens of MB. `_METADATA`, which makes the directory an item, waits for the data.
+  // `array_metadatas` are tens of MB. `_METADATA`, which makes the directory an item, waits for the data
+  // unless the directory is not yet committed.
   auto print_metadata = [&] {
     if (!array_metas.empty()) array_metadatas_text = to_json(array_metas);
     if (!strings.empty()) part.strings = strings_file_json(strings);
@@ -755,6 +761,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
       if (!part.sharding.empty()) put("_sharding", part.sharding);
     }
     part.metadata = to_json(meta);
+    if (metadata_early) put("_METADATA", part.metadata);
   };
   try {
     run_side_by_side(data.size() >= parallel_leaf_threshold, write_data, print_metadata);
@@ -762,7 +769,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     // Take back the files written beside the failed data: what is left is no more than the partial
     // data directory, as when they were written after it.
     for (const std::string& key : {"array_metadatas/process_" + std::to_string(part_index), std::string("_strings.json"),
-                                   std::string("_sharding")}) {
+                                   std::string("_sharding"), std::string("_METADATA")}) {
       if (multi && key[0] == '_') continue;  // written by the primary's finish, not here
       try {
         kvstore::erase(files, key);
@@ -775,7 +782,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
   }
   part.has_database = db.has_value();
   if (!multi) {
-    put("_METADATA", part.metadata);
+    if (!metadata_early) put("_METADATA", part.metadata);
     put(commit_success_file, "Checkpoint commit was successful to " + dir.string());
   }
   return part;
