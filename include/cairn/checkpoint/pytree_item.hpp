@@ -762,6 +762,11 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     }
     part.metadata = to_json(meta);
     if (metadata_early) put("_METADATA", part.metadata);
+    // Only the texts needed these records: they are freed here, beside the data, rather than when
+    // the save returns, after its commit (some 50,000 small allocations for 10,000 leaves, ~3 ms).
+    std::vector<array_metadata_entry>().swap(array_metas);
+    std::vector<tree_metadata_entry>().swap(meta.entries);
+    std::string().swap(array_metadatas_text);
   };
   try {
     run_side_by_side(data.size() >= parallel_leaf_threshold, write_data, print_metadata);
