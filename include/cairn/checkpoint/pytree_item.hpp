@@ -48,11 +48,12 @@ struct pytree_save_options {
   /// zstd frames carry content checksums (the zarr metadata stays exactly Orbax's; every zstd decoder
   /// verifies them), so that damage to any compressed chunk is detected.
   bool checksums = true;
-  /// Compression only where it pays (performance.md G8): a chunk of 32 KiB or more whose sample zstd
-  /// shrinks by less than this ratio is written as a zstd frame of raw blocks. The metadata still says
-  /// zstd and every reader decodes it, at copy speed: a save or restore of weights that compress by
-  /// 1.05–1.1× (float32 and most trained tensors) is bound by the disk instead of by the cores, and
-  /// loses under 10 % of the bytes it could have saved. 0 compresses every chunk, as TensorStore does.
+  /// Compression only where it pays (performance.md G8): a chunk that zstd would shrink by less than
+  /// this ratio (judged by a sample from 32 KiB, by an estimate below) is written as a zstd frame of
+  /// raw blocks. The metadata still says zstd and every reader decodes it, at copy speed: a save or
+  /// restore of weights that compress by 1.05–1.1× (float32 and most trained tensors) is bound by the
+  /// disk instead of by the cores, and loses under 10 % of the bytes it could have saved. 0 compresses
+  /// every chunk, as TensorStore does.
   double min_compression_ratio = 1.1;
   /// Arrays above this many bytes are split into several chunks (Orbax: the 2 GiB data file size).
   std::uint64_t max_chunk_bytes = std::uint64_t{2} << 30;
