@@ -315,7 +315,8 @@ TEST_CASE("a small input is judged by an estimate that agrees with zstd's level 
   zstd_compressor c(3);
   c.set_min_ratio(1.1);
   std::size_t clear = 0, compressed = 0;
-  for (std::size_t n : {std::size_t{257}, std::size_t{700}, kib, 4 * kib, 4 * kib + 12, 9 * kib, 16 * kib, 32 * kib - 4}) {
+  for (std::size_t n : {std::size_t{257}, std::size_t{700}, kib, kib + 64, 2 * kib - 1, 4 * kib, 4 * kib + 12, 9 * kib, 16 * kib,
+                        32 * kib - 4}) {
     for (int kind = 0; kind < 10; ++kind) {
       for (std::uint64_t seed = 1; seed <= 4; ++seed) {
         const byte_buffer in = typed_bytes(kind, n, seed * 1000 + n);

@@ -317,9 +317,9 @@ class zstd_compressor {
   /// instead of four). Within ±5 % of level 3 on the kinds of data the tests cover.
   /// \pre `in.size() > tiny_input_bytes` and `in.size() < sampled_threshold`
   static double estimated_ratio(byte_view in) noexcept {
-    constexpr std::size_t line = 64, max_sampled = 1024;
+    constexpr std::size_t line = 64, max_lines = 16, max_sampled = max_lines * line;
     const std::size_t lines = in.size() / line;
-    const std::size_t stride = std::max<std::size_t>(1, lines * line / max_sampled);
+    const std::size_t stride = std::max<std::size_t>(1, (lines + max_lines - 1) / max_lines);  // ≤ 16 lines read
     std::uint16_t h0[256] = {}, h1[256] = {};  // two histograms: consecutive bytes do not wait on each other
     std::uint64_t words[256] = {};             // direct-mapped: (word << 1) | 1 of the last word per slot
     const auto* p = reinterpret_cast<const unsigned char*>(in.data());
@@ -340,7 +340,7 @@ class zstd_compressor {
       }
     }
     static const auto n_log2_n = [] {  // n·log2(n) for every count a sample can reach
-      std::array<float, max_sampled + 2 * line + 1> t{};
+      std::array<float, max_sampled + 1> t{};
       for (std::size_t n = 1; n < t.size(); ++n) t[n] = static_cast<float>(static_cast<double>(n) * std::log2(static_cast<double>(n)));
       return t;
     }();
