@@ -549,7 +549,7 @@ class writer {
   /// Adds or replaces `key`. Values above the inline limit are written to a data file now.
   /// \throws cairn::error (errc::invalid_argument) for a key longer than 65535 bytes; (errc::io).
   void put(std::string_view key, byte_view value) {
-    if (value.size() <= config_.max_inline_value_bytes) return put(key, shared_bytes::copy_of(value));
+    if (value.size() <= config_.max_inline_value_bytes) return put_inline(key, shared_bytes::copy_of(value));
     check_key(key);
     auto [file, offset] = sink().append(value);
     put_reference(key, std::move(file), offset, value.size());
@@ -558,34 +558,35 @@ class writer {
   /// As `put`, taking the bytes over: a value within the inline limit is kept as it is, not copied.
   void put(std::string_view key, byte_buffer&& value) {
     if (value.size() > config_.max_inline_value_bytes) return put(key, value.view());
-    check_key(key);
-    std::lock_guard lock(mutex_);
-    pending_.push_back({std::string(key), pending_entry{shared_bytes(std::move(value))}});
+    put_inline(key, shared_bytes(std::move(value)));
   }
   /// As `put`, sharing `value`: one text put under many keys (the zarr metadata of a model's
   /// same-shaped arrays) is held once in memory and stored once. The first key holds it inline; when
   /// the same `shared_bytes` (same bytes, same length) is put again, it is written to a data file once
   /// and every later key refers to that copy, so the leaves carry a reference of a few bytes per key
-  /// instead of the text (100,000 arrays' metadata made a 60 MB leaf node to compress).
+  /// instead of the text (100,000 arrays' metadata made a 60 MB leaf node to compress). Two threads
+  /// putting one value for its second time at once may both write it; the copy that loses is never
+  /// referred to.
   void put(std::string_view key, shared_bytes value) {
     if (value.size() > config_.max_inline_value_bytes) return put(key, value.view());
+    if (value.size() < min_shared_reference_bytes) return put_inline(key, std::move(value));
     check_key(key);
     std::unique_lock lock(mutex_);
-    if (value.size() >= min_shared_reference_bytes) {
-      auto [it, fresh] = shared_.try_emplace({value.data(), value.size()}, shared_value{value, std::nullopt});
-      shared_value& held = it->second;  // stays put while other keys are added (nodes survive a rehash)
-      if (!fresh) {
-        if (!held.ref) {
-          lock.unlock();
-          auto [file, offset] = sink().append(held.bytes.view());
-          lock.lock();
-          if (!held.ref) held.ref = out_of_line{intern(std::move(file)), offset, held.bytes.size()};
-        }
-        pending_.push_back({std::string(key), pending_entry{*held.ref}});
-        return;
-      }
+    const std::pair<const std::byte*, std::size_t> id{value.data(), value.size()};
+    const auto it = shared_.find(id);
+    if (it == shared_.end()) {
+      shared_.emplace(id, shared_value{value, std::nullopt});
+      pending_.push_back({std::string(key), pending_entry{std::move(value)}});
+      return;
     }
-    pending_.push_back({std::string(key), pending_entry{std::move(value)}});
+    shared_value& held = it->second;  // stays put while other keys are added (nodes survive a rehash)
+    if (!held.ref) {
+      lock.unlock();
+      auto [file, offset] = sink().append(held.bytes.view());
+      lock.lock();
+      if (!held.ref) held.ref = out_of_line{intern(std::move(file)), offset, held.bytes.size()};
+    }
+    pending_.push_back({std::string(key), pending_entry{*held.ref}});
   }
   /// Shared values shorter than this stay inline under every key: a reference costs about as much.
   static constexpr std::size_t min_shared_reference_bytes = 32;
@@ -727,6 +728,13 @@ class writer {
     location loc;
     btree_stats stats;
   };
+
+  // An inline value that is not shared with other keys.
+  void put_inline(std::string_view key, shared_bytes value) {
+    check_key(key);
+    std::lock_guard lock(mutex_);
+    pending_.push_back({std::string(key), pending_entry{std::move(value)}});
+  }
 
   static void check_key(std::string_view key) {
     if (key.size() > max_key_length)
