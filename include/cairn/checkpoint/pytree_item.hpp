@@ -718,7 +718,9 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     for (std::size_t i = 0; i < data.size();) {
       std::size_t j = i;
       std::uint64_t bytes = 0;
-      for (; j < data.size() && j - i < leaves_per_batch && bytes < batch_bytes; ++j) {
+      // A rest that would make a batch too small to share out goes with this one.
+      const std::size_t limit = data.size() - i < leaves_per_batch + parallel_leaf_threshold ? batch_leaves : leaves_per_batch;
+      for (; j < data.size() && j - i < limit && bytes < batch_bytes; ++j) {
         if (data[j].leaf->type() == dynamic_tree::kind::sharded) break;
         const std::uint64_t n = leaf_view(*data[j].leaf).num_bytes();
         if (n > small_leaf_bytes) break;
@@ -781,6 +783,7 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     for (const std::string& key : {"array_metadatas/process_" + std::to_string(part_index), std::string("_strings.json"),
                                    std::string("_sharding"), std::string("_METADATA")}) {
       if (multi && key[0] == '_') continue;  // written by the primary's finish, not here
+      if (key == "_METADATA" && !metadata_early) continue;  // not written before the data
       try {
         kvstore::erase(files, key);
       } catch (const error&) {  // the first failure is the one to report
