@@ -251,7 +251,7 @@ byte_buffer typed_bytes(int kind, std::size_t n, std::uint64_t seed) {
   return b;
 }
 
-// A space()/produced() sink handing out small, odd-sized pieces of one buffer.// A space()/produced() sink handing out small, odd-sized pieces of one buffer.
+// A space()/produced() sink handing out small, odd-sized pieces of one buffer.
 struct piecewise_sink {
   byte_buffer buffer;
   std::size_t used = 0;
@@ -347,6 +347,8 @@ TEST_CASE("a small input is judged by an estimate that agrees with zstd's level 
   // bfloat16 weights of a few KiB (1.26× at level 3) are compressed; float32 ones (1.07×) are not.
   CHECK(c.pays(typed_bytes(1, 4 * kib, 9)));
   CHECK_FALSE(c.pays(typed_bytes(0, 4 * kib, 9)));
+  // Less than a line cannot be estimated: 1, neither "compress" nor a division by zero.
+  CHECK(zstd_compressor::estimated_ratio(typed_bytes(7, 40, 1)) == 1.0);
 }
 
 TEST_CASE("zstd stores what does not pay in raw blocks that every decoder reads") {
