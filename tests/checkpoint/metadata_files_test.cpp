@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -107,6 +108,91 @@ TEST_CASE("_METADATA with sequence keys, empty nodes and bad entries") {
   CHECK_THROWS_WITH_AS(cairn::parse_tree_metadata(R"({"tree_metadata": {"x": {"key_metadata": [{"key": "a", "key_type": 1}], "value_metadata": {"value_type": "scalar"}}}})", "_METADATA"),
                        doctest::Contains("is not an index"), cairn::error);
   CHECK_THROWS_AS(cairn::parse_tree_metadata("{}", "_METADATA"), cairn::error);
+}
+
+namespace {
+// The per-leaf files as a json::writer lays them out (how they were printed before their printers
+// were written out by hand): the printers must give these bytes for any names.
+std::string tree_metadata_by_writer(const cairn::tree_metadata& m) {
+  cairn::json::writer w({.spaced = true});
+  w.begin_object().key("tree_metadata").begin_object();
+  for (const auto& e : m.entries) {
+    w.key(cairn::tree_metadata_key(e.path)).begin_object().key("key_metadata").begin_array();
+    for (const auto& k : e.path)
+      w.begin_object().key("key").value(k.str()).key("key_type").value(static_cast<int>(k.type())).end_object();
+    w.end_array().key("value_metadata").begin_object().key("value_type").value(e.value_type);
+    w.key("skip_deserialize").value(e.skip_deserialize);
+    if (e.write_shape) {
+      w.key("write_shape").begin_array();
+      for (auto d : *e.write_shape) w.value(d);
+      w.end_array();
+    }
+    w.end_object().end_object();
+  }
+  w.end_object().key("use_ocdbt").value(m.use_ocdbt.value_or(true)).key("use_zarr3").value(m.use_zarr3);
+  w.key("store_array_data_equal_to_fill_value").value(m.store_array_data_equal_to_fill_value);
+  return w.key("custom_metadata").value(m.custom_metadata).end_object().take();
+}
+std::string array_metadatas_by_writer(const std::vector<cairn::array_metadata_entry>& entries) {
+  cairn::json::writer w({.spaced = true});
+  w.begin_object().key("array_metadatas").begin_array();
+  for (const auto& e : entries) {
+    w.begin_object().key("array_metadata").begin_object().key("param_name").value(e.param_name).key("write_shape").begin_array();
+    for (auto d : e.write_shape) w.value(d);
+    w.end_array().key("chunk_shape").begin_array();
+    for (auto d : e.chunk_shape) w.value(d);
+    w.end_array().key("ext_metadata").value(e.ext_metadata).end_object().end_object();
+  }
+  return w.end_array().end_object().take();
+}
+std::string sharding_file_by_writer(std::vector<std::pair<std::string, std::string_view>> entries) {
+  for (auto& e : entries) e.first = cairn::base64url_encode(e.first);
+  std::sort(entries.begin(), entries.end());
+  cairn::json::writer w;
+  w.begin_object();
+  for (const auto& [k, text] : entries) w.key(k).value(text);
+  return w.end_object().take();
+}
+}  // namespace
+
+TEST_CASE("the per-leaf metadata files are printed as json::writer lays them out, for any names") {
+  const std::vector<std::string> names = {"w_00", "it's", "say \"hi\"", "both '\"", "back\\slash", "tab\there", "line\n",
+                                          "del\x7f", "bell\x07", "gr\xc3\xbc\xc3\x9f", "\xe2\x82\xac", "\xf0\x9f\x98\x80", ""};
+  const std::string sharding = R"({"sharding_type": "NamedSharding", "shape": [1], "axis_names": ["x"], "partition_spec": [], "device_mesh": {"mesh": [{"id": 0}]}})";
+  const std::string quoted = "{\"a\": \"q\\\"\\\\ \xc3\xbc\"}";
+  for (std::size_t count : {0, 1, 2, 200}) {
+    CAPTURE(count);
+    cairn::tree_metadata m;
+    std::vector<cairn::array_metadata_entry> arrays;
+    std::vector<std::pair<std::string, std::string_view>> shardings;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::string& name = names[i % names.size()];
+      cairn::key_path path{"layer_" + std::to_string(i), name};
+      if (i % 3 == 1) path = {"opt", static_cast<cairn::index_t>(i), name};
+      if (i % 7 == 2) path = {name, "k" + std::to_string(i)};
+      std::optional<std::vector<cairn::index_t>> shape;
+      if (i % 4) shape = std::vector<cairn::index_t>(i % 4, static_cast<cairn::index_t>(i));
+      m.entries.push_back({path, i % 5 ? "jax.Array" : "scalar", i % 6 == 0, shape});
+      cairn::array_metadata_entry a{cairn::param_name(path), shape.value_or(std::vector<cairn::index_t>{}), {1024, 3}, {}};
+      if (i % 9 == 4) a.ext_metadata = cairn::json::parse(R"({"random_key_impl": "threefry2x32", "x": [1, 2.5, null]})", "t");
+      arrays.push_back(a);
+      shardings.emplace_back(a.param_name, i % 4 ? std::string_view(sharding) : std::string_view(quoted));
+    }
+    m.use_zarr3 = count % 2 == 0;
+    m.store_array_data_equal_to_fill_value = count == 1;
+    if (count == 2) m.use_ocdbt = false;
+    if (count == 200) m.custom_metadata = cairn::json::parse(R"({"epoch": 3, "note": "\u00fc"})", "t");
+    CHECK(cairn::to_json(m) == tree_metadata_by_writer(m));
+    CHECK(cairn::to_json(arrays) == array_metadatas_by_writer(arrays));
+    CHECK(cairn::sharding_file_json(shardings) == sharding_file_by_writer(shardings));
+  }
+  // A name that is not UTF-8 cannot be written, and the error says which.
+  cairn::tree_metadata bad;
+  bad.entries.push_back({{"layer", "w\xff"}, "jax.Array", false, std::vector<cairn::index_t>{2}});
+  CHECK_THROWS_WITH_AS(cairn::to_json(bad), doctest::Contains("_METADATA: the key \"('layer', 'w\xef\xbf\xbd')\" is not valid UTF-8"), cairn::error);
+  std::vector<cairn::array_metadata_entry> bad_arrays{{"layer.w\xff", {2}, {2}, {}}};
+  CHECK_THROWS_WITH_AS(cairn::to_json(bad_arrays), doctest::Contains("array_metadatas: the parameter name \"layer.w\xef\xbf\xbd\" is not valid UTF-8"),
+                       cairn::error);
 }
 
 TEST_CASE("_METADATA read in place gives what the DOM reader gives, and falls back to it for everything else") {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -103,19 +104,27 @@ inline sharding_file parse_sharding_file(std::string_view text, std::string_view
 inline std::string sharding_file_json(std::vector<std::pair<std::string, std::string_view>> entries) {
   for (auto& e : entries) e.first = base64url_encode(e.first);
   std::sort(entries.begin(), entries.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
-  json::writer w;
-  w.begin_object();
+  // Printed directly (the keys are base64url: nothing to escape), as `to_json(tree_metadata)` is.
+  std::string out = "{";
   // Most leaves share one sharding text (the same view): it is escaped once, not once per leaf.
   std::string_view last;
   std::string quoted;
-  for (const auto& [k, text] : entries) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& [k, text] = entries[i];
     if (quoted.empty() || text.data() != last.data() || text.size() != last.size()) {
       quoted = json::writer().value(text).take();
       last = text;
     }
-    w.key(k).raw_value(quoted);
+    const std::size_t start = out.size();
+    if (i) out += ',';
+    out += '"';
+    out += k;
+    out += "\":";
+    out += quoted;
+    if (i == 0) out.reserve(out.size() + (out.size() - start + 1) * (entries.size() - 1) / 8 * 9 + 16);
   }
-  return w.end_object().take();
+  out += '}';
+  return out;
 }
 
 /// Returns `_sharding` text as TensorStore's json driver writes it (compact), values in Python's format.
@@ -271,18 +280,36 @@ inline std::vector<array_metadata_entry> parse_array_metadatas(std::string_view 
   }
   return out;
 }
+/// Returns `array_metadatas/process_<i>` text as Orbax writes it (Python `json.dumps`), printed
+/// directly as `to_json(tree_metadata)` is.
+/// \throws cairn::error (errc::invalid_argument) if a parameter name is not valid UTF-8.
 inline std::string to_json(const std::vector<array_metadata_entry>& entries) {
-  json::writer w({.spaced = true});
-  w.begin_object().key("array_metadatas").begin_array();
-  for (const auto& e : entries) {
-    w.begin_object().key("array_metadata").begin_object().key("param_name").value(e.param_name);
-    w.key("write_shape").begin_array();
-    for (auto d : e.write_shape) w.value(d);
-    w.end_array().key("chunk_shape").begin_array();
-    for (auto d : e.chunk_shape) w.value(d);
-    w.end_array().key("ext_metadata").value(e.ext_metadata).end_object().end_object();
+  std::string out = "{\"array_metadatas\": [";
+  auto append_shape = [&](const std::vector<index_t>& shape) {
+    out += '[';
+    for (std::size_t j = 0; j < shape.size(); ++j) {
+      if (j) out += ", ";
+      char buf[24];
+      out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, shape[j]).ptr - buf));
+    }
+    out += ']';
+  };
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const array_metadata_entry& e = entries[i];
+    const std::size_t start = out.size();
+    out += i ? ", {\"array_metadata\": {\"param_name\": " : "{\"array_metadata\": {\"param_name\": ";
+    json::append_quoted(out, e.param_name, "array_metadatas: the parameter name");
+    out += ", \"write_shape\": ";
+    append_shape(e.write_shape);
+    out += ", \"chunk_shape\": ";
+    append_shape(e.chunk_shape);
+    out += ", \"ext_metadata\": ";
+    out += e.ext_metadata.is_null() ? "null" : json::to_string(e.ext_metadata, {.spaced = true});
+    out += "}}";
+    if (i == 0) out.reserve(out.size() + (out.size() - start + 2) * (entries.size() - 1) / 8 * 9 + 16);
   }
-  return w.end_array().end_object().take();
+  out += "]}";
+  return out;
 }
 
 }  // namespace cairn

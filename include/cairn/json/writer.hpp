@@ -318,6 +318,18 @@ class writer {
   bool done_ = false;  // a top-level value has been started
 };
 
+/// Appends `s` to `out` as a quoted JSON string, exactly as a `writer` (without `ascii_only`) writes it,
+/// for printers of large fixed-shape documents that lay out the rest themselves (a `writer` checks every
+/// event, which cost more than the text for files of a million small entries).
+/// \throws cairn::error (errc::invalid_argument) naming `what` and the offending byte if `s` is not valid
+///   UTF-8; `out` is then left with a partial string.
+inline void append_quoted(std::string& out, std::string_view s, std::string_view what) {
+  const std::size_t bad = detail::json_append_quoted(out, s, false, false);
+  if (bad != std::string_view::npos)
+    throw error(errc::invalid_argument, std::string(what) + " " + detail::json_quote(s) + " is not valid UTF-8 (byte " +
+                                            std::to_string(bad) + ")");
+}
+
 /// Returns `v` as JSON text laid out per `options`.
 /// \post `json::parse(to_string(v, o), ...) == v`, with doubles bit-identical (including -0.0)
 /// \throws cairn::error (errc::invalid_argument) if `v` holds a non-finite double or a string that is not
