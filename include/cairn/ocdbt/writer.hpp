@@ -213,10 +213,12 @@ class data_file_sink {
   /// that the few buffers a writer cycles through cost little to fault in (fresh pages are the
   /// slowest part of filling them), large enough that the writes stay few and sequential.
   static constexpr std::size_t batch_capacity = std::size_t{1} << 20;
-  /// Written batches' buffers kept for the next ones: one filling, one being written and one waiting
-  /// for it are all a writer ever holds, so buffers are allocated at most three times and never freed
-  /// in between (a freed one went back to the system, and its successor faulted in every page again).
-  static constexpr std::size_t max_spares = 2;
+  /// Full batches queued for the disk, the one being written included.
+  static constexpr std::size_t max_queued = 2;
+  /// Written batches' buffers kept for the next ones: one filling and `max_queued` queued are all a
+  /// writer ever holds, so buffers are allocated at most three times and never freed in between (a
+  /// freed one went back to the system, and its successor faulted in every page again).
+  static constexpr std::size_t max_spares = max_queued;
 
   void write_to_disk(int fd, int direct_fd, byte_view bytes, std::uint64_t offset, const std::filesystem::path& path) {
     const bool aligned = reinterpret_cast<std::uintptr_t>(bytes.data()) % direct_block == 0;
@@ -423,8 +425,11 @@ class data_file_sink {
   }
 
   // A full batch goes to disk on a thread of its own while the next one fills, so that the caller
-  // (putting a save's small arrays) does not wait for the disk. One write is in flight at a time: a
-  // second full batch waits for it, which bounds the memory to two batches besides the one filling.
+  // (putting a save's small arrays) does not wait for the disk. One write is in flight at a time, and
+  // one more full batch may wait behind it: the writer then goes from one write straight to the next.
+  // With a single slot every batch waited for two wake-ups (the caller's, to hand it over, then the
+  // writer's), which on a busy machine left the disk idle between writes for as long as it wrote.
+  // A third full batch waits for the slot, which bounds the memory to three batches.
   struct batch_job {
     byte_buffer buffer;
     int fd = -1, direct_fd = -1;
@@ -433,7 +438,7 @@ class data_file_sink {
   };
   void submit_batch(batch_job job) {
     std::unique_lock lock(jobs_mutex_);
-    jobs_cv_.wait(lock, [&] { return !job_ || job_failure_; });
+    jobs_cv_.wait(lock, [&] { return jobs_.size() < max_queued || job_failure_; });
     if (job_failure_) std::rethrow_exception(job_failure_);
     if (!job_thread_.joinable()) {
       try {
@@ -444,25 +449,27 @@ class data_file_sink {
         return;
       }
     }
-    job_ = std::move(job);
+    jobs_.push_back(std::move(job));
     jobs_cv_.notify_all();
   }
   void write_batches() {
     std::unique_lock lock(jobs_mutex_);
     for (;;) {
-      // This is the only thread that takes a job, and job_ stays set while it writes it (which
-      // keeps submit_batch waiting): a set job_ here is always one not yet started.
-      jobs_cv_.wait(lock, [&] { return stop_ || job_; });
-      if (!job_) return;  // stopping with nothing queued
+      // This is the only thread that takes jobs, and a job stays at the front while it is written
+      // (counted by submit_batch; a deque's push_back leaves it in place).
+      jobs_cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping with nothing queued
+      batch_job& job = jobs_.front();
+      const bool skip = job_failure_ != nullptr;  // the save has failed: its later batches are moot
       lock.unlock();
       std::exception_ptr failed;
       try {
-        write_and_keep(*job_);
+        if (!skip) write_and_keep(job);
       } catch (...) {
         failed = std::current_exception();
       }
       lock.lock();
-      job_.reset();
+      jobs_.pop_front();
       if (failed && !job_failure_) job_failure_ = failed;
       jobs_cv_.notify_all();
     }
@@ -473,10 +480,10 @@ class data_file_sink {
     std::lock_guard lock(mutex_);
     if (spares_.size() < max_spares) spares_.push_back(std::move(job.buffer));
   }
-  // Waits for the batch in flight; rethrows the first failure of a batch write.
+  // Waits for the batches queued and in flight; rethrows the first failure of a batch write.
   void drain_batches() {
     std::unique_lock lock(jobs_mutex_);
-    jobs_cv_.wait(lock, [&] { return !job_ || job_failure_; });
+    jobs_cv_.wait(lock, [&] { return jobs_.empty() || job_failure_; });
     if (job_failure_) std::rethrow_exception(job_failure_);
   }
   void stop_batch_writer() noexcept {
@@ -516,7 +523,7 @@ class data_file_sink {
   std::vector<byte_buffer> spares_;  // written batches' buffers, for the next batches
   std::mutex jobs_mutex_;
   std::condition_variable jobs_cv_;
-  std::optional<batch_job> job_;  // the full batch waiting for, or being written by, job_thread_
+  std::deque<batch_job> jobs_;  // full batches: the front one being written by job_thread_, the rest waiting
   bool stop_ = false;
   std::exception_ptr job_failure_;
   std::thread job_thread_;  // joined first thing in the destructor, before the files close
@@ -802,7 +809,7 @@ class writer {
         le.value = std::move(*v);
       } else {
         const auto& o = std::get<out_of_line>(e.value);
-        auto [it, fresh] = node_files.emplace(o.file, node.files.size());
+        auto [it, fresh] = node_files.try_emplace(o.file, node.files.size());
         if (fresh) node.files.push_back(files_[o.file]);
         le.is_inline = false;
         le.ref = location{it->second, o.offset, o.length};
