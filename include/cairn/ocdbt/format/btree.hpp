@@ -122,15 +122,29 @@ class btree_node_encoding {
         prefix_[i] = i ? static_cast<std::uint32_t>(common_prefix(entries[i - 1].key, entries[i].key)) : 0;
       }
     };
+    // Each of the node's files enters the table once (a node refers to one or two files from
+    // thousands of entries, and adding per entry cost a map node and two path copies each).
+    std::vector<char> used(node.files.size(), 0);
+    auto use = [&](std::uint64_t file) {
+      if (file >= node.files.size())
+        throw error(errc::invalid_argument, "B+tree node entry refers to data file " + std::to_string(file) + " of " +
+                                                std::to_string(node.files.size()));
+      used[file] = 1;
+    };
     if (node.height == 0) {
       check(node.leaves);
       for (const auto& e : node.leaves)
-        if (!e.is_inline) table_.add(node.files.at(e.ref.file));
+        if (!e.is_inline) use(e.ref.file);
     } else {
       check(node.children);
-      for (const auto& e : node.children) table_.add(node.files.at(e.child.file));
+      for (const auto& e : node.children) use(e.child.file);
     }
+    for (std::size_t f = 0; f < used.size(); ++f)
+      if (used[f]) table_.add(node.files[f]);
     table_.finalize(table_bytes_);
+    file_index_.assign(used.size(), 0);
+    for (std::size_t f = 0; f < used.size(); ++f)
+      if (used[f]) file_index_[f] = table_.index_of(node.files[f]);
     body_size_counter counter;
     write(counter);
     size_ = counter.size;
@@ -160,7 +174,7 @@ class btree_node_encoding {
       for (const auto& e : node.leaves) w.varint(e.value_size());
       for (const auto& e : node.leaves) w.byte(std::byte(e.is_inline ? 0 : 1));
       for (const auto& e : node.leaves)
-        if (!e.is_inline) w.varint(table_.index_of(node.files.at(e.ref.file)));
+        if (!e.is_inline) w.varint(file_index_[e.ref.file]);
       for (const auto& e : node.leaves)
         if (!e.is_inline) w.varint(e.ref.offset);
       for (const auto& e : node.leaves)
@@ -169,7 +183,7 @@ class btree_node_encoding {
       keys(node.children);
       for (const auto& e : node.children) w.varint(e.subtree_common_prefix_length);
       suffixes(node.children);
-      for (const auto& e : node.children) w.varint(table_.index_of(node.files.at(e.child.file)));
+      for (const auto& e : node.children) w.varint(file_index_[e.child.file]);
       for (const auto& e : node.children) w.varint(e.child.offset);
       for (const auto& e : node.children) w.varint(e.child.length);
       for (const auto& e : node.children) w.varint(e.stats.num_keys);
@@ -182,6 +196,7 @@ class btree_node_encoding {
   const btree_node& node_;
   std::vector<std::uint32_t> prefix_;
   data_file_table_builder table_;
+  std::vector<std::uint64_t> file_index_;  // node.files index → table index
   byte_buffer table_bytes_;
   std::size_t size_ = 0;
 };
