@@ -112,7 +112,8 @@ inline std::string sharding_file_json(std::vector<std::pair<std::string, std::st
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& [k, text] = entries[i];
     if (quoted.empty() || text.data() != last.data() || text.size() != last.size()) {
-      quoted = json::writer().value(text).take();
+      quoted.clear();
+      json::append_quoted(quoted, text, "_sharding: the sharding text of a parameter");
       last = text;
     }
     const std::size_t start = out.size();
@@ -121,7 +122,7 @@ inline std::string sharding_file_json(std::vector<std::pair<std::string, std::st
     out += k;
     out += "\":";
     out += quoted;
-    if (i == 0) out.reserve(out.size() + (out.size() - start + 1) * (entries.size() - 1) / 8 * 9 + 16);
+    if (i == 0) json::reserve_like_first(out, start, entries.size());
   }
   out += '}';
   return out;
@@ -306,7 +307,7 @@ inline std::string to_json(const std::vector<array_metadata_entry>& entries) {
     out += ", \"ext_metadata\": ";
     out += e.ext_metadata.is_null() ? "null" : json::to_string(e.ext_metadata, {.spaced = true});
     out += "}}";
-    if (i == 0) out.reserve(out.size() + (out.size() - start + 2) * (entries.size() - 1) / 8 * 9 + 16);
+    if (i == 0) json::reserve_like_first(out, start, entries.size());
   }
   out += "]}";
   return out;

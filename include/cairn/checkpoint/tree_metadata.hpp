@@ -295,8 +295,7 @@ inline std::string to_json(const tree_metadata& m) {
     }
     out += value_text;
     out += '}';
-    // One growth to about the final size, rather than a doubling (a copy and fresh pages) per power of two.
-    if (i == 0) out.reserve(out.size() + (out.size() - start + 2) * (m.entries.size() - 1) / 8 * 9 + 256);
+    if (i == 0) json::reserve_like_first(out, start, m.entries.size());
   }
   out += "}, \"use_ocdbt\": ";
   out += m.use_ocdbt.value_or(true) ? "true" : "false";

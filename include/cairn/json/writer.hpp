@@ -330,6 +330,12 @@ inline void append_quoted(std::string& out, std::string_view s, std::string_view
                                             std::to_string(bad) + ")");
 }
 
+/// For those printers: once the first of `entries` entries is printed (it began at `first_begin`),
+/// grows `out` once to about the whole document, rather than by doubling (a copy and fresh pages each).
+inline void reserve_like_first(std::string& out, std::size_t first_begin, std::size_t entries) {
+  if (entries > 1) out.reserve(out.size() + (out.size() - first_begin + 2) * (entries - 1) / 8 * 9 + 256);
+}
+
 /// Returns `v` as JSON text laid out per `options`.
 /// \post `json::parse(to_string(v, o), ...) == v`, with doubles bit-identical (including -0.0)
 /// \throws cairn::error (errc::invalid_argument) if `v` holds a non-finite double or a string that is not
