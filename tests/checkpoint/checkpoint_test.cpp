@@ -162,12 +162,23 @@ TEST_CASE("keys that cannot be stored are rejected before anything is committed"
                        doctest::Contains("share the parameter name \"a.b\""), cairn::error);
   CHECK_THROWS_WITH_AS(cairn::save(dir.path(), 3, dynamic_tree::map({{"a", dynamic_tree::list({cairn::scalar(1)})}, {"a.0", cairn::scalar(2)}}), o),
                        doctest::Contains("share the parameter name \"a.0\""), cairn::error);
+  // A key that is not UTF-8 cannot go into _METADATA: rejected by name before any data is written.
+  CHECK_THROWS_WITH_AS(cairn::save(dir.path(), 5, dynamic_tree::map({{"w", dynamic_tree::map({{"k\xff", cairn::scalar(1)}})}}), o),
+                       doctest::Contains("key \"k\\xff\" under \"w\": keys must be UTF-8 (byte 1 is not)"), cairn::error);
+  // Non-ASCII keys are checked the long way, dotted collisions included.
+  CHECK_THROWS_WITH_AS(cairn::save(dir.path(), 6, dynamic_tree::map({{"\xc3\xa9.b", cairn::scalar(1)}, {"\xc3\xa9", dynamic_tree::map({{"b", cairn::scalar(2)}})}}), o),
+                       doctest::Contains("share the parameter name \"\xc3\xa9.b\""), cairn::error);
   CHECK(cairn::list_steps(dir.path()).empty());
+  // The failed saves left only their uncommitted step directories' first metadata: no data, no _METADATA.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path()))
+    if (e.is_regular_file()) CHECK(e.path().filename() == "_CHECKPOINT_METADATA");
   // Dotted keys that do not collide are stored as they are.
   const auto dotted = dynamic_tree::map({{"a", dynamic_tree::map({{"b", cairn::scalar(1)}})}, {"a.c", cairn::scalar(2)}, {"d.e", cairn::scalar(3)}});
   cairn::save(dir.path(), 4, dotted, o);
   CHECK(cairn::load(dir.path()).at(cairn::key_path{"default", "a.c"}).as_scalar().as<int>() == 2);
   CHECK(cairn::load(dir.path()).at(cairn::key_path{"default", "d.e"}).as_scalar().as<int>() == 3);
+  cairn::save(dir.path(), 7, dynamic_tree::map({{"gr\xc3\xbc\xc3\x9f", cairn::scalar(4)}}), o);
+  CHECK(cairn::load(dir.path()).at(cairn::key_path{"default", "gr\xc3\xbc\xc3\x9f"}).as_scalar().as<int>() == 4);
 }
 
 TEST_CASE("a stale temporary directory is never listed or loaded") {

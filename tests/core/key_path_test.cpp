@@ -40,4 +40,15 @@ TEST_CASE("dict keys that cannot be stored are rejected with their location") {
   }
   CHECK_THROWS_AS(cairn::validate_dict_key("", {}), cairn::error);
   CHECK_THROWS_AS(cairn::validate_dict_key(std::string_view("a\0b", 3), {}), cairn::error);
+  cairn::validate_dict_key("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80", {});
+  try {
+    cairn::validate_dict_key("ok\xc3\x28", {"layer"});
+    FAIL("expected an error");
+  } catch (const cairn::error& e) {
+    CHECK(e.code() == cairn::errc::invalid_argument);
+    CHECK(std::string(e.what()) ==
+          "cairn: key \"ok\\xc3(\" under \"layer\": keys must be UTF-8 (byte 2 is not): invalid argument");
+  }
+  for (std::string_view bad : {"\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80", "\xe2\x82"})
+    CHECK_THROWS_WITH_AS(cairn::validate_dict_key(bad, {}), doctest::Contains("keys must be UTF-8 (byte 0 is not)"), cairn::error);
 }

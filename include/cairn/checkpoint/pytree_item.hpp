@@ -558,14 +558,17 @@ inline pytree_item_part write_pytree_item_impl(const std::filesystem::path& dir,
     for (std::size_t i = 0; i < path.size(); ++i)
       if (path[i].is_name()) {
         const std::string_view n = path[i].name();
-        if (!n.empty() && n.find_first_of(special) == std::string_view::npos) continue;
-        if (!n.empty() && n.find('/') == std::string_view::npos && n.find('\0') == std::string_view::npos) {
+        // Plain ASCII keys are checked here; the rest (and any that fails) by `validate_dict_key`.
+        const bool ascii = std::all_of(n.begin(), n.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+        if (ascii && !n.empty() && n.find_first_of(special) == std::string_view::npos) continue;
+        if (ascii && !n.empty() && n.find('/') == std::string_view::npos && n.find('\0') == std::string_view::npos) {
           dotted = true;
           continue;
         }
         key_path parent;  // only to name the place in the error
         for (std::size_t j = 0; j < i; ++j) parent.push_back(path[j]);
         validate_dict_key(n, parent);
+        if (n.find('.') != std::string_view::npos) dotted = true;
       }
     std::string param = param_name(path);
     if (dotted && names.empty())  // the first dot: the leaves before it (distinct) join the check

@@ -16,6 +16,7 @@
 
 #include <cairn/core/error.hpp>
 #include <cairn/core/shape.hpp>
+#include <cairn/core/utf8.hpp>
 
 namespace cairn {
 
@@ -102,16 +103,30 @@ inline std::ostream& operator<<(std::ostream& os, const key_path& p) { return os
 
 /// Checks that a dict key can be part of an on-disk parameter name.
 /// \throws cairn::error (errc::invalid_argument) naming `where` if the key is empty, contains `/`
-///         (which would split the OCDBT key) or a NUL byte.
+///         (which would split the OCDBT key) or a NUL byte, or is not valid UTF-8 (`_METADATA` and
+///         the other metadata files are JSON); the key is shown with bytes outside printable ASCII
+///         as `\xNN`.
 inline void validate_dict_key(std::string_view name, const key_path& where) {
-  auto fail = [&](std::string_view why) {
+  auto fail = [&](const std::string& why) {
+    std::string shown;
+    for (unsigned char c : name) {
+      if (c >= 0x20 && c < 0x7F) {
+        shown += static_cast<char>(c);
+      } else {
+        static constexpr char hex[] = "0123456789abcdef";
+        shown += "\\x";
+        shown += hex[c >> 4];
+        shown += hex[c & 15];
+      }
+    }
     std::string at = where.empty() ? std::string("the root") : "\"" + param_name(where) + "\"";
-    return error(errc::invalid_argument,
-                 "key \"" + std::string(name) + "\" under " + at + ": " + std::string(why));
+    return error(errc::invalid_argument, "key \"" + shown + "\" under " + at + ": " + why);
   };
   if (name.empty()) throw fail("empty keys cannot be stored");
   if (name.find('/') != std::string_view::npos) throw fail("keys may not contain '/'");
   if (name.find('\0') != std::string_view::npos) throw fail("keys may not contain NUL");
+  if (const std::size_t bad = detail::first_invalid_utf8(name); bad != std::string_view::npos)
+    throw fail("keys must be UTF-8 (byte " + std::to_string(bad) + " is not)");
 }
 
 }  // namespace cairn

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <cairn/core/error.hpp>
+#include <cairn/core/utf8.hpp>
 
 namespace cairn::json {
 
@@ -80,37 +81,6 @@ template <class T>
 concept json_floating = std::same_as<T, float> || std::same_as<T, double>;
 template <class T>
 concept json_integer = json_signed_integer<T> || json_unsigned_integer<T>;
-
-/// Decodes one UTF-8 sequence at `p` (of `n` > 0 bytes available).
-/// \post returns its length (1–4) and sets `code_point`, or returns 0 for an invalid sequence
-/// (overlong, surrogate, above U+10FFFF, truncated or a stray continuation byte).
-inline std::size_t utf8_decode(const unsigned char* p, std::size_t n, char32_t& code_point) noexcept {
-  const unsigned char b0 = p[0];
-  if (b0 < 0x80) {
-    code_point = b0;
-    return 1;
-  }
-  std::size_t len;
-  char32_t cp;
-  char32_t min;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len) return 0;
-  for (std::size_t i = 1; i < len; ++i) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  code_point = cp;
-  return len;
-}
 
 /// Appends `s` as a quoted JSON string to `out`.
 /// With `ascii_only`, every code point above U+007E is written as `\uxxxx` (a surrogate pair above U+FFFF),

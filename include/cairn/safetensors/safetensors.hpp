@@ -112,10 +112,7 @@ inline std::string supported_names() {
   return out;
 }
 
-inline bool is_utf8(std::string_view s) {
-  std::string scratch;
-  return cairn::detail::json_append_quoted(scratch, s, false, false) == std::string_view::npos;
-}
+inline bool is_utf8(std::string_view s) { return cairn::detail::first_invalid_utf8(s) == std::string_view::npos; }
 
 inline void require_little_endian_host(std::string_view what) {
   // The data section is little-endian; byte-swapping every element is not implemented (no cairn target is
