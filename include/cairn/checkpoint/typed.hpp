@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <string>
@@ -241,12 +242,16 @@ struct saved_leaf {
 };
 inline bool saved_path_less(const saved_leaf& s, const key_path& p) { return *s.path < p; }
 
+// One per target leaf: a restore of 100,000 leaves holds them all, so they are kept small (a function
+// pointer, not a std::function; no copy of the path, whose name is enough).
 struct target_leaf {
-  key_path path;
   std::string name;
   leaf_expectation expect;
-  std::function<void(dynamic_tree&&)> assign;
+  void (*assign_to)(void* target, dynamic_tree&& stored);
+  void* target;
   host_array* array = nullptr;  // the target itself when it is a host array (restore_options::in_place)
+
+  void assign(dynamic_tree&& stored) const { assign_to(target, std::move(stored)); }
 };
 
 // Collects the target's leaves and sizes run-time nodes from the saved keys.
@@ -273,8 +278,9 @@ struct restore_visitor {
   void leaf(const key_path& path, T& v) {
     host_array* array = nullptr;
     if constexpr (std::same_as<T, host_array>) array = &v;
-    leaves.push_back({path, param_name(path), expect_leaf(std::as_const(v)),
-                      [&v](dynamic_tree&& stored) { restore_leaf(v, std::move(stored)); }, array});
+    leaves.push_back({param_name(path), expect_leaf(std::as_const(v)),
+                      [](void* target, dynamic_tree&& stored) { restore_leaf(*static_cast<T*>(target), std::move(stored)); },
+                      static_cast<void*>(std::addressof(v)), array});
   }
   void empty(const key_path&, empty_node) {}
   template <class T>
@@ -426,6 +432,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
                 by_name.end());
 
   detail::restore_visitor visitor{&saved, {}};
+  visitor.leaves.reserve(saved.size());  // usually the target's count: one allocation, no moves
   key_path root;
   walk_tree(target, root, visitor);
 
