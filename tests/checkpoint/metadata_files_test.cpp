@@ -52,6 +52,8 @@ TEST_CASE("fixture metadata files parse and re-serialise as Orbax wrote them") {
     } else if (name == "_METADATA") {
       auto m = cairn::parse_tree_metadata(text, "_METADATA");
       CHECK(cairn::to_json(m) == text);
+      cairn::tree_metadata fast;  // Orbax's own files take the one-pass reader
+      CHECK(cairn::detail::tree_metadata_fast_reader(text).read(fast));
       REQUIRE(m.entries.size() == 2);
       CHECK(cairn::param_name(m.entries[0].path) == "a");
       CHECK(cairn::param_name(m.entries[1].path) == "b.c");
@@ -282,6 +284,103 @@ TEST_CASE("_METADATA read in place gives what the DOM reader gives, and falls ba
   } catch (const cairn::error& e) {
     CHECK(e.code() == cairn::errc::not_found);
     CHECK(std::string(e.what()).find("absent") != std::string::npos);
+  }
+}
+
+namespace {
+bool same_metadata(const cairn::tree_metadata& a, const cairn::tree_metadata& b) {
+  if (a.entries.size() != b.entries.size()) return false;
+  for (std::size_t i = 0; i < a.entries.size(); ++i) {
+    const auto &x = a.entries[i], &y = b.entries[i];
+    if (!(x.path == y.path) || x.value_type != y.value_type || x.skip_deserialize != y.skip_deserialize ||
+        x.write_shape != y.write_shape)
+      return false;
+    for (std::size_t k = 0; k < x.path.size(); ++k)
+      if (x.path[k].is_index() != y.path[k].is_index()) return false;
+  }
+  return a.use_ocdbt == b.use_ocdbt && a.use_zarr3 == b.use_zarr3 &&
+         a.store_array_data_equal_to_fill_value == b.store_array_data_equal_to_fill_value && a.custom_metadata == b.custom_metadata;
+}
+}  // namespace
+
+TEST_CASE("_METADATA in Orbax's layout is read in one pass, exactly as the DOM reader reads it; anything else goes to that reader") {
+  const std::string a = R"j("('a', '0')": {"key_metadata": [{"key": "a", "key_type": 2}, {"key": "0", "key_type": 1}], )j"
+                        R"j("value_metadata": {"value_type": "jax.Array", "skip_deserialize": false, "write_shape": [3, 2]}})j";
+  auto doc = [&](const std::string& entries, const std::string& tail = "") { return "{\"tree_metadata\": {" + entries + "}" + tail + "}"; };
+  auto entry = [](const std::string& id, const std::string& keys, const std::string& value) {
+    return "\"" + id + "\": {\"key_metadata\": [" + keys + "], \"value_metadata\": {" + value + "}}";
+  };
+  const std::string b = entry("('b',)", R"j({"key": "b", "key_type": 2})j", R"j("value_type": "Dict", "skip_deserialize": true)j");
+  struct text_case {
+    const char* name;
+    std::string text;
+    bool one_pass;  // taken by the one-pass reader
+  };
+  const text_case cases[] = {
+      {"Orbax's layout", doc(a + ", " + b, R"j(, "use_ocdbt": true, "use_zarr3": false, "store_array_data_equal_to_fill_value": true, "custom_metadata": null)j"), true},
+      {"no flags, no entries", doc(""), true},
+      {"members in another order, no spaces, other whitespace",
+       "{\"use_zarr3\":true,\r\n\t\"tree_metadata\":{\"x\":{\"value_metadata\":{\"write_shape\":[],\"value_type\":\"np.ndarray\"},"
+       "\"key_metadata\":[{\"key_type\":2,\"key\":\"x\"}]}}}\n",
+       true},
+      {"null fields and flags",
+       doc(entry("('b',)", R"j({"key": "b", "key_type": 2})j", R"j("value_type": "None", "skip_deserialize": null, "write_shape": null)j"),
+           R"j(, "use_ocdbt": null, "use_zarr3": null, "store_array_data_equal_to_fill_value": null)j"),
+       true},
+      {"non-ASCII names", doc(entry("('caf\xc3\xa9',)", "{\"key\": \"caf\xc3\xa9\", \"key_type\": 2}", R"j("value_type": "scalar")j")), true},
+      {"names with quotes, dots and brackets", doc(entry("('a.b', \\\"c'd\\\")", "{\"key\": \"a.b\", \"key_type\": 2}", R"j("value_type": "scalar")j")), false},
+      {"large dims and index keys",
+       doc(entry("('7',)", R"j({"key": "007", "key_type": 1})j", R"j("value_type": "jax.Array", "write_shape": [0, 123456789012345678])j")), true},
+      {"custom_metadata: an object", doc(b, R"j(, "custom_metadata": {"x": [1, "y]},", {"z": null}], "w": -2.5e3})j"), true},
+      {"custom_metadata: a scalar", doc(b, R"j(, "custom_metadata": true, "use_zarr3": true)j"), true},
+      {"custom_metadata: a string with escapes", doc(b, R"j(, "custom_metadata": "a\"}]\\")j"), true},
+      // The DOM readers take these; the one-pass reader declines them.
+      {"an escape in a name", doc(entry("('\\u0062',)", R"j({"key": "\u0062", "key_type": 2})j", R"j("value_type": "Dict")j")), false},
+      {"an unknown field", doc(entry("('b',)", R"j({"key": "b", "key_type": 2})j", R"j("value_type": "Dict", "dtype": "float32")j")), false},
+      {"an integral double", doc(entry("('b',)", R"j({"key": "b", "key_type": 2.0})j", R"j("value_type": "Dict")j")), false},
+      {"an exponent in a dim", doc(entry("('b',)", R"j({"key": "b", "key_type": 2})j", R"j("value_type": "x", "write_shape": [1e1])j")), false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    cairn::tree_metadata fast;
+    const bool took = cairn::detail::tree_metadata_fast_reader(c.text).read(fast);
+    CHECK(took == c.one_pass);
+    const auto dom = cairn::detail::parse_tree_metadata_dom(c.text, "_METADATA");
+    if (took) CHECK(same_metadata(fast, dom));
+    CHECK(same_metadata(cairn::parse_tree_metadata(c.text, "_METADATA"), dom));
+  }
+
+  // Text the one-pass reader declines and the DOM reader rejects: the error is the DOM reader's.
+  const std::string good = doc(a + ", " + b);
+  struct bad_case {
+    std::string text;
+    const char* message;
+  };
+  const bad_case bad[] = {
+      {doc(a + ", " + a), "duplicate key \"('a', '0')\" in object /tree_metadata"},
+      {doc(entry("('b',)", R"j({"key": "b", "key_type": 2, "key": "c"})j", R"j("value_type": "Dict")j")), "duplicate key \"key\""},
+      {doc(entry("('b',)", R"j({"key": "b", "key_type": 2})j", R"j("value_type": "Dict", "value_type": "None")j")), "duplicate key \"value_type\""},
+      {doc(b, R"j(, "custom_metadata": {"k": 1, "k": 2})j"), "duplicate key \"k\""},
+      {doc(b, R"j(, "custom_metadata": {"k": [1, 2})j"), "invalid JSON"},
+      {doc(b, ", \"custom_metadata\": \"a\\q\""), "invalid JSON"},
+      {good.substr(0, good.size() - 1), "invalid JSON"},
+      {good + " x", "invalid JSON"},
+      {doc(b, R"j(, "use_ocdbt": tru)j"), "invalid JSON"},
+      {doc(b, R"j(, "use_ocdbt": truex)j"), "invalid JSON"},
+      {doc(entry("('b',)", R"j({"key": "b", "key_type": 02})j", R"j("value_type": "Dict")j")), "invalid JSON"},
+      {doc(entry("('b',)", "{\"key\": \"b\xff\", \"key_type\": 2}", R"j("value_type": "Dict")j")), "invalid JSON"},
+      {doc(entry("('b',)", "{\"key\": \"b\tc\", \"key_type\": 2}", R"j("value_type": "Dict")j")), "invalid JSON"},
+      {doc(entry("('b',)", R"j({"key": "b", "key_type": 3})j", R"j("value_type": "Dict")j")), "unknown key_type 3"},
+      {doc(entry("('b',)", R"j({"key": "x1", "key_type": 1})j", R"j("value_type": "Dict")j")), "sequence key \"x1\" is not an index"},
+      {doc(entry("('b',)", R"j({"key": "b", "key_type": 2})j", R"j("value_type": "x", "write_shape": [-1, 12345678901234567890])j")),
+       "write_shape"},
+      {"{\"use_zarr3\": true}", "tree_metadata"},
+  };
+  for (const auto& c : bad) {
+    CAPTURE(c.text);
+    cairn::tree_metadata fast;
+    CHECK_FALSE(cairn::detail::tree_metadata_fast_reader(c.text).read(fast));
+    CHECK_THROWS_WITH_AS(cairn::parse_tree_metadata(c.text, "_METADATA"), doctest::Contains(c.message), cairn::error);
   }
 }
 

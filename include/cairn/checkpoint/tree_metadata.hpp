@@ -7,7 +7,11 @@
 /// `key_metadata`, never by splitting names; the tuple-repr keys are only unique identifiers.
 #pragma once
 
+#include <algorithm>
+#include <bit>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +20,7 @@
 #include <cairn/core/error.hpp>
 #include <cairn/core/key_path.hpp>
 #include <cairn/core/shape.hpp>
+#include <cairn/core/utf8.hpp>
 #include <cairn/json/reader.hpp>
 #include <cairn/json/value.hpp>
 #include <cairn/json/writer.hpp>
@@ -111,6 +116,265 @@ inline std::string tree_metadata_key(const key_path& p) {
 }
 
 namespace detail {
+/// Reads `_METADATA` text laid out as Orbax and cairn write it, in one pass over the text and without
+/// building any DOM: a model's `_METADATA` is tens of MB, and simdjson's tape and string copies of it
+/// were three times its size in fresh pages, followed by two more walks (the duplicate-key check and the
+/// entries). Accepts only a strict subset of JSON: the five known top-level members, entries of exactly
+/// `key_metadata` and `value_metadata` with their known fields (each at most once), strings without
+/// escapes or control characters (UTF-8 checked), non-negative integers without fraction or exponent,
+/// and any `custom_metadata`, which `json::parse` checks on its own. Every text it accepts is therefore
+/// valid JSON without duplicate keys and reads exactly as the DOM readers read it; at anything else it
+/// returns false, leaving `m` partly filled, and they read the text again.
+class tree_metadata_fast_reader {
+ public:
+  explicit tree_metadata_fast_reader(std::string_view text) noexcept : p_(text.data()), end_(text.data() + text.size()) {}
+
+  bool read(tree_metadata& m) {
+    unsigned seen = 0;
+    if (!eat('{')) return false;
+    const bool ok = members([&](std::string_view name) {
+      const unsigned bit = name == "tree_metadata"                          ? 1u
+                           : name == "use_ocdbt"                            ? 2u
+                           : name == "use_zarr3"                            ? 4u
+                           : name == "store_array_data_equal_to_fill_value" ? 8u
+                           : name == "custom_metadata"                      ? 16u
+                                                                            : 0u;
+      if (bit == 0 || (seen & bit)) return false;
+      seen |= bit;
+      switch (bit) {
+        case 1: return tree(m);
+        case 2: return flag([&](bool b) { m.use_ocdbt = b; });
+        case 4: return flag([&](bool b) { m.use_zarr3 = b; });
+        case 8: return flag([&](bool b) { m.store_array_data_equal_to_fill_value = b; });
+        default: return custom(m);
+      }
+    });
+    if (!ok || !(seen & 1u)) return false;
+    space();
+    return p_ == end_;
+  }
+
+ private:
+  struct raw_key {
+    std::string_view text;
+    bool index;
+  };
+
+  void space() noexcept {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool eat(char c) noexcept {
+    space();
+    if (p_ == end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+  // After '{': `one(name)` reads each member's value.
+  template <class F>
+  bool members(F&& one) {
+    if (eat('}')) return true;
+    do {
+      std::string_view name;
+      if (!string(name) || !eat(':') || !one(name)) return false;
+    } while (eat(','));
+    return eat('}');
+  }
+  // After '[': `one()` reads each element.
+  template <class F>
+  bool elements(F&& one) {
+    if (eat(']')) return true;
+    do {
+      if (!one()) return false;
+    } while (eat(','));
+    return eat(']');
+  }
+  bool string(std::string_view& out) noexcept {
+    if (!eat('"')) return false;
+    const char* begin = p_;
+    bool ascii = true;
+    for (;; ++p_) {
+      if (p_ == end_) return false;
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') break;
+      if (c < 0x20 || c == '\\') return false;
+      ascii &= c < 0x80;
+    }
+    out = std::string_view(begin, static_cast<std::size_t>(p_ - begin));
+    ++p_;
+    return ascii || first_invalid_utf8(out) == std::string_view::npos;
+  }
+  // true / false / null as 1 / 0 / -1; -2 for anything else.
+  int literal() noexcept {
+    space();
+    auto is = [&](std::string_view word) {
+      if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+      p_ += word.size();
+      return true;
+    };
+    return is("true") ? 1 : is("false") ? 0 : is("null") ? -1 : -2;
+  }
+  template <class Set>
+  bool flag(Set&& set) {
+    const int b = literal();
+    if (b >= 0) set(b == 1);
+    return b != -2;
+  }
+  // At most 18 digits, no sign, no leading zero, no fraction or exponent: what simdjson reads as that int64.
+  bool natural(index_t& out) noexcept {
+    space();
+    const char* begin = p_;
+    std::uint64_t v = 0;
+    while (p_ != end_ && *p_ >= '0' && *p_ <= '9') v = v * 10 + static_cast<std::uint64_t>(*p_++ - '0');
+    const auto digits = p_ - begin;
+    if (digits == 0 || digits > 18 || (digits > 1 && *begin == '0')) return false;
+    if (p_ != end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E')) return false;
+    out = static_cast<index_t>(v);
+    return true;
+  }
+
+  bool tree(tree_metadata& m) {
+    if (!eat('{')) return false;
+    std::vector<std::string_view> ids;  // the entries' keys, checked for repeats at the end
+    const char* first_begin = p_;
+    const bool ok = members([&](std::string_view id) {
+      ids.push_back(id);
+      if (!entry(m)) return false;
+      if (m.entries.size() == 1) {  // sized from the first entry; never more memory than the text left
+        const auto per = std::max<std::ptrdiff_t>(p_ - first_begin, sizeof(tree_metadata_entry) + sizeof(std::string_view));
+        const auto more = static_cast<std::size_t>((end_ - p_) / per) + 1;
+        m.entries.reserve(more + 1);
+        ids.reserve(more + 1);
+      }
+      return true;
+    });
+    return ok && distinct(ids);
+  }
+  static bool distinct(const std::vector<std::string_view>& ids) {
+    // Open addressing, at most half full: no allocation per key.
+    std::vector<std::uint32_t> slots(std::bit_ceil(2 * ids.size() + 2), 0);  // 0: empty, else index + 1
+    const std::size_t mask = slots.size() - 1;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      std::size_t h = std::hash<std::string_view>{}(ids[i]) & mask;
+      for (; slots[h] != 0; h = (h + 1) & mask)
+        if (ids[slots[h] - 1] == ids[i]) return false;
+      slots[h] = static_cast<std::uint32_t>(i + 1);
+    }
+    return true;
+  }
+  bool entry(tree_metadata& m) {
+    if (!eat('{')) return false;
+    tree_metadata_entry e;
+    unsigned seen = 0;
+    const bool ok = members([&](std::string_view field) {
+      const unsigned bit = field == "key_metadata" ? 1u : field == "value_metadata" ? 2u : 0u;
+      if (bit == 0 || (seen & bit)) return false;
+      seen |= bit;
+      return bit == 1 ? key_metadata(e.path) : value_metadata(e);
+    });
+    if (!ok || seen != 3) return false;
+    m.entries.push_back(std::move(e));
+    return true;
+  }
+  bool key_metadata(key_path& path) {
+    if (!eat('[')) return false;
+    keys_.clear();
+    const bool ok = elements([&] {
+      if (!eat('{')) return false;
+      std::string_view text;
+      index_t type = 0;
+      unsigned seen = 0;
+      const bool fields = members([&](std::string_view field) {
+        const unsigned bit = field == "key" ? 1u : field == "key_type" ? 2u : 0u;
+        if (bit == 0 || (seen & bit)) return false;
+        seen |= bit;
+        return bit == 1 ? string(text) : natural(type);
+      });
+      if (!fields || seen != 3 || (type != 1 && type != 2)) return false;
+      if (type == 1 && (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string_view::npos))
+        return false;
+      keys_.push_back({text, type == 1});
+      return true;
+    });
+    if (!ok) return false;
+    std::vector<key> keys;
+    keys.reserve(keys_.size());
+    for (const auto& k : keys_) {
+      if (!k.index) {
+        keys.emplace_back(k.text);
+        continue;
+      }
+      index_t index = 0;
+      for (char c : k.text) index = index * 10 + (c - '0');
+      keys.emplace_back(index);
+    }
+    path = key_path(std::move(keys));
+    return true;
+  }
+  bool value_metadata(tree_metadata_entry& e) {
+    if (!eat('{')) return false;
+    unsigned seen = 0;
+    const bool ok = members([&](std::string_view field) {
+      const unsigned bit = field == "value_type" ? 1u : field == "skip_deserialize" ? 2u : field == "write_shape" ? 4u : 0u;
+      if (bit == 0 || (seen & bit)) return false;
+      seen |= bit;
+      if (bit == 1) {
+        std::string_view t;
+        if (!string(t)) return false;
+        e.value_type = std::string(t);
+        return true;
+      }
+      if (bit == 2) return flag([&](bool b) { e.skip_deserialize = b; });
+      space();
+      if (p_ != end_ && *p_ == 'n') return literal() == -1;
+      if (!eat('[')) return false;
+      dims_.clear();
+      if (!elements([&] {
+            index_t d = 0;
+            if (!natural(d)) return false;
+            dims_.push_back(d);
+            return true;
+          }))
+        return false;
+      e.write_shape.emplace(dims_.begin(), dims_.end());
+      return true;
+    });
+    return ok && (seen & 1u);
+  }
+  // Any value, checked by `json::parse` on its own; found by matching brackets outside strings.
+  bool custom(tree_metadata& m) {
+    space();
+    if (p_ != end_ && *p_ == 'n') return literal() == -1;  // null, as the DOM readers leave it
+    const char* begin = p_;
+    std::size_t depth = 0;
+    while (p_ != end_) {
+      const char c = *p_;
+      if (c == '"') {
+        for (++p_; p_ != end_ && *p_ != '"'; ++p_)
+          if (*p_ == '\\' && ++p_ == end_) return false;
+        if (p_ == end_) return false;
+      } else if (c == '{' || c == '[') {
+        // Beyond 1,000 levels the whole document's nesting limit may differ from this value's alone.
+        if (++depth > 1000) return false;
+      } else if (c == '}' || c == ']' || c == ',') {
+        if (depth == 0) break;
+        if (c != ',') --depth;
+      }
+      ++p_;
+    }
+    try {
+      m.custom_metadata = json::parse(std::string_view(begin, static_cast<std::size_t>(p_ - begin)), "custom_metadata");
+    } catch (const error&) {
+      return false;
+    }
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+  std::vector<raw_key> keys_;   // one entry's keys, reused
+  std::vector<index_t> dims_;  // one entry's write shape, reused
+};
+
 /// Reads `_METADATA` in place, allocating only what the entries keep. Returns false, leaving `m` partly
 /// filled, at anything that is not plainly well-formed; the DOM reader then reads it again and either
 /// accepts it (an integral double as a key type) or reports exactly what is wrong.
@@ -237,6 +501,10 @@ inline tree_metadata parse_tree_metadata_dom(std::string_view text, std::string_
 ///         integer.
 inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view what) {
   {
+    tree_metadata m;
+    if (detail::tree_metadata_fast_reader(text).read(m)) return m;
+  }
+  {
     const json::document in_place(text, what);
     tree_metadata m;
     if (detail::read_tree_metadata_in_place(in_place.root(), m)) return m;
@@ -248,7 +516,12 @@ inline tree_metadata parse_tree_metadata(std::string_view text, std::string_view
 /// is tens of MB: a copy of it cost as much again in fresh pages as the read).
 /// \throws as `parse_tree_metadata`; cairn::error (errc::not_found, errc::io) if the file cannot be read.
 inline tree_metadata read_tree_metadata_file(const std::filesystem::path& path, std::string_view what) {
-  const json::document in_place(json::read_padded_file(path), what);
+  json::padded_text text = json::read_padded_file(path);
+  {
+    tree_metadata m;
+    if (detail::tree_metadata_fast_reader(text.view()).read(m)) return m;
+  }
+  const json::document in_place(std::move(text), what);
   tree_metadata m;
   if (detail::read_tree_metadata_in_place(in_place.root(), m)) return m;
   return detail::parse_tree_metadata_dom(in_place.text(), what);  // reports exactly what is wrong
