@@ -190,12 +190,14 @@ class pytree_item {
   /// Opens the zarr array of parameter `param`.
   zarr::array open_array(const std::string& param) const {
     const bool v3_first = metadata_ && metadata_->use_zarr3;
+    kvstore::store base = array_store();
     std::string prefix, name;  // one allocation each: a restore opens an array per leaf
-    prefix.reserve(param.size() + 1);
-    prefix.append(param).append(param.empty() ? "" : "/");
+    prefix.reserve(base.prefix().size() + param.size() + 1);
+    prefix.append(base.prefix()).append(param).append(param.empty() ? "" : "/");
     name.reserve(name_.size() + param.size() + 10);
     name.append(name_).append(", array \"").append(param).append("\"");
-    return zarr::array::open(array_store() / prefix, std::move(name), &lazy_->zarr_metadata, v3_first);
+    return zarr::array::open(kvstore::store(base.get_driver(), std::move(prefix)), std::move(name), &lazy_->zarr_metadata,
+                             v3_first);
   }
 
   /// The parameter names of the arrays in the database (for items without `_METADATA`).

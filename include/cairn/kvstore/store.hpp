@@ -32,7 +32,8 @@ class store {
   std::string full_key(std::string_view key) const {
     std::string k;  // one allocation: a restore makes a key or two per leaf
     k.reserve(prefix_.size() + key.size());
-    return k.append(prefix_).append(key);
+    k.append(prefix_).append(key);
+    return k;  // not `return k.append(...)`: that copies the string it returns a reference to
   }
   /// Returns a handle whose prefix is this prefix + `sub` (add a trailing '/' for directories).
   store operator/(std::string_view sub) const { return store(driver_, full_key(sub)); }
