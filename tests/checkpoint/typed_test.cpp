@@ -386,6 +386,37 @@ TEST_CASE("a failing read leaves the target untouched; a failing leaf conversion
   CHECK(q.a == 0);
 }
 
+TEST_CASE("small leaves read in batches: a damaged chunk among them names its leaf and leaves the target as it was") {
+  cairn_test::temp_dir dir;
+  std::map<std::string, cairn::host_array> saved;
+  for (int i = 0; i < 700; ++i) saved["w" + std::to_string(1000 + i)] = iota_array({1024}, static_cast<float>(i));
+  cairn::save(dir.path(), 1, saved, quiet());
+  std::map<std::string, cairn::host_array> back;
+  (void)cairn::restore(dir.path(), back);
+  for (const auto& [k, a] : saved) CHECK_MESSAGE(back.at(k) == a, k);
+
+  const auto item = dir.path() / "1" / "default";
+  cairn::ocdbt::reader r(cairn::kvstore::open_file(item, cairn::kvstore::fsync_policy::none), "item");
+  std::optional<cairn::ocdbt::value_location> loc;
+  for (const auto& e : r.list())
+    if (e.key.rfind("w1444/c", 0) == 0) loc = r.locate(e.key);
+  REQUIRE(loc);
+  REQUIRE_FALSE(loc->is_inline);
+  {
+    std::fstream f(item / loc->file.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(loc->offset));
+    f.put('\x55');
+  }
+  std::map<std::string, cairn::host_array> target{{"w1000", iota_array({1024}, -1)}};
+  std::map<std::string, cairn::host_array> before = target;
+  const auto all = with([](cairn::restore_options& o) { o.allow_missing = true; });
+  for (const auto& [k, a] : saved) target.emplace(k, cairn::host_array{});
+  const std::string text = error_text([&] { (void)cairn::restore(dir.path(), target, all); });
+  CHECK_MESSAGE(text.find("w1444") != std::string::npos, text);
+  CHECK(target.at("w1000") == before.at("w1000"));
+  CHECK(target.at("w1001").shape().rank() == 0);  // nothing assigned
+}
+
 TEST_CASE("in-place restore reads matching host arrays into the target's own bytes; a failure names what was written") {
   cairn_test::temp_dir dir;
   adam_state saved{iota_array({64, 64}, 1), iota_array({64, 64}, 5000), 7};

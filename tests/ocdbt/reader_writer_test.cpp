@@ -10,6 +10,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
@@ -457,6 +459,103 @@ TEST_CASE("read_into: inline and out-of-line values land in the destination; oth
   std::filesystem::resize_file(dir.path() / "db" / loc->file.path(), 100);
   oc::reader r2(base, "item \"state\"");
   CHECK_THROWS_AS(r2.read_into("a/big", 0, into.mutable_view(), big.size()), cairn::error);
+}
+
+namespace {
+// A file store whose value handles count their reads.
+struct counting_driver final : kv::driver {
+  explicit counting_driver(std::shared_ptr<kv::driver> d) : inner(std::move(d)) {}
+  struct counting_value final : kv::value_reader {
+    counting_value(std::shared_ptr<kv::value_reader> v, counting_driver* d) : inner(std::move(v)), owner(d) {}
+    std::uint64_t size() const noexcept override { return inner->size(); }
+    cairn::shared_bytes read(std::uint64_t offset, std::uint64_t length) override {
+      ++owner->reads;
+      if (length > owner->refuse_above)  // as a file found shorter than the request
+        throw cairn::error(cairn::errc::corrupted, "byte range exceeds the file");
+      return inner->read(offset, length);
+    }
+    void read_into(std::uint64_t offset, cairn::mutable_byte_view dst) override {
+      ++owner->reads;
+      inner->read_into(offset, dst);
+    }
+    std::shared_ptr<kv::value_reader> inner;
+    counting_driver* owner;
+  };
+  kv::read_result read(std::string_view key, kv::byte_range range = {}) override { return inner->read(key, range); }
+  void write(std::string_view key, cairn::byte_view value) override { inner->write(key, value); }
+  bool erase(std::string_view key) override { return inner->erase(key); }
+  std::vector<kv::list_entry> list(const kv::key_range& range = {}) override { return inner->list(range); }
+  std::string describe() const override { return inner->describe(); }
+  std::shared_ptr<kv::value_reader> open_value(std::string_view key) override {
+    auto v = inner->open_value(key);
+    return v ? std::make_shared<counting_value>(std::move(v), this) : nullptr;
+  }
+  std::shared_ptr<kv::driver> inner;
+  std::atomic<int> reads{0};
+  std::atomic<std::uint64_t> refuse_above{UINT64_MAX};
+};
+}  // namespace
+
+TEST_CASE("read_many reads neighbouring values of a data file with one request, and every key once") {
+  cairn_test::temp_dir dir;
+  auto file = kv::open_file(dir.path() / "db", kv::fsync_policy::none);
+  std::map<std::string, std::string> values;
+  {
+    oc::writer w(file, no_sync());
+    std::mt19937 rng(5);
+    for (int i = 0; i < 400; ++i) {
+      char key[16];
+      std::snprintf(key, sizeof key, "v/%03d", i);
+      values[key] = value_for(key, 1500 + rng() % 6000);  // out of line
+    }
+    for (int i = 0; i < 20; ++i) values["t/" + std::to_string(i)] = value_for("t" + std::to_string(i), 1 + i);  // inline
+    values["z/large"] = value_for("z", (std::size_t{5} << 20) + 3);  // beyond one request
+    for (const auto& [k, v] : values) w.put(k, cairn::as_bytes(v));
+    w.commit();
+  }
+  auto counting = std::make_shared<counting_driver>(file.get_driver());
+  oc::reader r(kv::store(counting, file.prefix()), "item \"state\"");
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : values) keys.push_back(k);
+  keys.push_back("v/none");
+  keys.push_back("a");
+  std::shuffle(keys.begin(), keys.end(), std::mt19937(11));
+  const std::vector<std::string_view> views(keys.begin(), keys.end());
+  std::vector<int> calls(keys.size(), 0);
+  std::uint64_t stored_bytes = 0;
+  for (const auto& [k, v] : values) stored_bytes += v.size();
+  const int before = counting->reads.load();
+  r.read_many(views, [&](std::size_t i, kv::read_result&& got) {
+    ++calls.at(i);
+    if (keys[i] == "v/none" || keys[i] == "a") {
+      CHECK(got.missing());
+      return;
+    }
+    REQUIRE_FALSE(got.missing());
+    CHECK_MESSAGE(std::string(cairn::as_chars(got->view())) == values.at(keys[i]), keys[i]);
+  });
+  CHECK(std::all_of(calls.begin(), calls.end(), [](int c) { return c == 1; }));
+  // About 2.3 MB of small values in data files: a request per 4 MiB span at most, plus the large value.
+  const int requests = counting->reads.load() - before;
+  MESSAGE(requests << " requests for " << values.size() << " values (" << stored_bytes << " bytes)");
+  CHECK(requests <= 6);
+
+  // A request that finds its file shorter than expected is read again value by value: every value
+  // still arrives, once, with its bytes (a value really beyond the end then gets `read`'s error).
+  counting->refuse_above = 64 << 10;
+  oc::reader refused(kv::store(counting, file.prefix()), "item \"state\"");
+  std::vector<std::string_view> small;  // the large value's own read would be refused too
+  for (const auto& k : keys)
+    if (k != "z/large") small.push_back(k);
+  std::vector<int> small_calls(small.size(), 0);
+  const int before_refused = counting->reads.load();
+  refused.read_many(small, [&](std::size_t i, kv::read_result&& got) {
+    ++small_calls.at(i);
+    const std::string k(small[i]);
+    if (!got.missing()) CHECK_MESSAGE(std::string(cairn::as_chars(got->view())) == values.at(k), k);
+  });
+  CHECK(std::all_of(small_calls.begin(), small_calls.end(), [](int c) { return c == 1; }));
+  CHECK(counting->reads.load() - before_refused > 400);
 }
 
 TEST_CASE("a value whose data file vanished is a clear error") {

@@ -595,10 +595,81 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
       staged[i] = std::move(a);
     }
   };
+  // Small arrays going to the arena or into the target are read in batches of neighbouring leaves:
+  // the store reads values lying close together with one request (`read_many`), where a read per
+  // leaf left the disk waiting between requests of a few KB. Everything else is read leaf by leaf.
+  const kvstore::driver* const driver = item.array_store().get_driver().get();
+  auto decode_one = [&](std::size_t i, const kvstore::read_result& r) {
+    auto& p = plan[i];
+    if (r.missing()) return read_one(i);  // filled or reported the usual way
+    if (reads_in_place(p)) {
+      written[i] = in_place::started;
+      p.array->decode_whole(r->view(), p.leaf->array->mutable_view());
+      written[i] = in_place::done;
+      return;
+    }
+    host_array a = arena->array_at(arena_at[i], p.array->type(), p.array->shape());
+    p.array->decode_whole(r->view(), a.mutable_view());
+    staged[i] = std::move(a);
+  };
+  constexpr std::size_t batch_leaves = 1024, batch_bytes = std::size_t{2} << 20;
+  std::vector<std::size_t> batch_begin{0};
   std::uint64_t total_bytes = 0;
-  for (const auto& p : plan)
-    if (p.array) total_bytes += static_cast<std::uint64_t>(p.array->shape().num_elements()) * size_of(p.array->type());
-  const auto failed = parallel_for_each_index(plan.size(), parallel_threads(plan.size(), total_bytes >= (std::uint64_t{32} << 20)), read_one);
+  {
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      const std::size_t n = plan[i].array ? static_cast<std::size_t>(plan[i].array->shape().num_elements()) * size_of(plan[i].array->type()) : 0;
+      if (i > batch_begin.back() && (i - batch_begin.back() >= batch_leaves || bytes + n > batch_bytes)) {
+        batch_begin.push_back(i);
+        bytes = 0;
+      }
+      bytes += n;
+      total_bytes += n;
+    }
+    batch_begin.push_back(plan.size());
+  }
+  std::vector<std::exception_ptr> failed(plan.size());  // each entry touched by its leaf's reader only
+  auto read_batch = [&](std::size_t b) {
+    std::vector<std::string> keys;
+    std::vector<std::size_t> leaf_of;  // the plan index of each key
+    for (std::size_t i = batch_begin[b]; i < batch_begin[b + 1]; ++i) {
+      const auto& p = plan[i];
+      // Large arrays keep their streamed path (decoded while read, no buffer of their size).
+      if (p.array && (arena_at[i] != no_arena || reads_in_place(p)) && p.array->store().get_driver().get() == driver &&
+          static_cast<std::size_t>(p.array->shape().num_elements()) * size_of(p.array->type()) < byte_buffer::large_size)
+        if (std::string key = p.array->whole_value_key(); !key.empty()) {
+          keys.push_back(std::move(key));
+          leaf_of.push_back(i);
+          continue;
+        }
+      try {
+        read_one(i);
+      } catch (...) {
+        failed[i] = std::current_exception();
+      }
+    }
+    if (keys.empty()) return;
+    const std::vector<std::string_view> views(keys.begin(), keys.end());
+    std::vector<char> handed(keys.size(), 0);
+    try {
+      item.array_store().get_driver()->read_many(views, [&](std::size_t j, kvstore::read_result&& r) {
+        handed[j] = 1;
+        try {
+          decode_one(leaf_of[j], r);
+        } catch (...) {
+          failed[leaf_of[j]] = std::current_exception();
+        }
+      });
+    } catch (...) {
+      for (std::size_t j = 0; j < keys.size(); ++j)
+        if (!handed[j]) failed[leaf_of[j]] = std::current_exception();
+    }
+  };
+  const std::size_t batches = batch_begin.size() - 1;
+  const unsigned threads = std::min<unsigned>(parallel_threads(plan.size(), total_bytes >= (std::uint64_t{32} << 20)),
+                                              static_cast<unsigned>(std::max<std::size_t>(batches, 1)));
+  for (const auto& e : parallel_for_each_index(batches, threads, read_batch))
+    if (e) std::rethrow_exception(e);  // not a leaf's: out of memory for a batch's keys
   // Names the leaves already written (staged ones assigned before `upto`, and every one written in
   // place), for an error that leaves the target partly restored.
   auto written_list = [&](std::size_t upto) {

@@ -8,8 +8,10 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -189,6 +191,13 @@ class driver {
     if (r->size() != value_size) return read_into_status::other_size;
     if (!dst.empty()) std::memcpy(dst.data(), r->data() + offset, dst.size());
     return read_into_status::done;
+  }
+  /// Reads the whole values at `keys` and calls `f(i, result)` for each `keys[i]`, in an order of the
+  /// driver's choosing, on the calling thread. Drivers that can read neighbouring values with one
+  /// request do (a restore of thousands of small arrays); the default reads them one by one.
+  /// 	hrows as `read`: then `f` has been called for some keys, and not for the others.
+  virtual void read_many(std::span<const std::string_view> keys, const std::function<void(std::size_t, read_result&&)>& f) {
+    for (std::size_t i = 0; i < keys.size(); ++i) f(i, read(keys[i]));
   }
 };
 

@@ -148,6 +148,72 @@ class reader final : public kvstore::driver {
     }
     return kvstore::read_into_status::done;
   }
+  /// Values in the same data file that lie close together are read with one request: a restore of
+  /// thousands of small arrays made one read per value, each a few KB of a file the disk reads at
+  /// its best in MB. The values handed to `f` share the buffer of their request (at most
+  /// `read_many_span_bytes`); inline values are handed out as stored.
+  /// \throws as `read`; a request that finds its file shorter than the values in it is read again
+  ///         value by value, so that the values before the end arrive and the error is `read`'s.
+  void read_many(std::span<const std::string_view> keys, const std::function<void(std::size_t, kvstore::read_result&&)>& f) override {
+    struct pending {
+      kvstore::value_reader* handle;
+      std::uint64_t offset, size;
+      std::size_t i;
+    };
+    std::vector<pending> stored;  // values in data files with open handles
+    stored.reserve(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const auto found = find(keys[i]);
+      if (!found.entry) {
+        f(i, kvstore::read_result::missing_key());
+        continue;
+      }
+      const leaf_entry& e = *found.entry;
+      if (e.is_inline) {
+        f(i, {e.value});
+        continue;
+      }
+      kvstore::value_reader* handle = e.value_size() < read_many_span_bytes ? file_handle(*found.node, e.ref.file) : nullptr;
+      if (!handle) {
+        f(i, read(keys[i]));
+        continue;
+      }
+      stored.push_back({handle, e.ref.offset, e.value_size(), i});
+    }
+    std::sort(stored.begin(), stored.end(), [](const pending& a, const pending& b) {
+      return a.handle != b.handle ? std::less<>{}(a.handle, b.handle) : a.offset < b.offset;
+    });
+    for (std::size_t first = 0; first < stored.size();) {
+      // A request runs while the next value is in the same file, at most `read_many_gap_bytes` past
+      // the end so far, and the request stays within `read_many_span_bytes`.
+      const std::uint64_t begin = stored[first].offset;
+      std::uint64_t end = begin + stored[first].size;
+      std::size_t last = first + 1;
+      for (; last < stored.size(); ++last) {
+        const pending& v = stored[last];
+        if (v.handle != stored[first].handle || v.offset > end + read_many_gap_bytes ||
+            v.offset + v.size - begin > read_many_span_bytes)
+          break;
+        end = std::max(end, v.offset + v.size);
+      }
+      std::optional<shared_bytes> span;
+      try {
+        span = stored[first].handle->read(begin, end - begin);
+      } catch (const error& e) {
+        if (e.code() != errc::corrupted) throw;
+      }
+      for (std::size_t j = first; j < last; ++j) {
+        const pending& v = stored[j];
+        if (span && span->size() == end - begin) f(v.i, {span->slice(v.offset - begin, v.size)});
+        else f(v.i, read(keys[v.i]));  // reports the value that lies beyond its file's end
+      }
+      first = last;
+    }
+  }
+  /// The largest request `read_many` makes, and the largest gap between values it reads over.
+  static constexpr std::uint64_t read_many_span_bytes = std::uint64_t{4} << 20;
+  static constexpr std::uint64_t read_many_gap_bytes = std::uint64_t{64} << 10;
+
   /// A value stored in a data file is read from that file's open handle; inline values (small) and
   /// stores without handles give nullptr (the caller then uses `read`).
   std::shared_ptr<kvstore::value_reader> open_value(std::string_view key) override {

@@ -215,6 +215,27 @@ class array {
     });
   }
 
+  /// The key, in the store's driver, of the one value that holds all of this array: when the array is
+  /// a single chunk (v3: a single shard), as Orbax stores small arrays. A restore of many such arrays
+  /// reads their values together (`kvstore::driver::read_many`) and decodes each with `decode_whole`.
+  /// Empty for any other array.
+  std::string whole_value_key() const {
+    const array_metadata& m = *metadata_;
+    if (!std::ranges::equal(m.chunk_shape, m.shape.dims())) return {};
+    return with_zero_index(m.shape.rank(), [&](std::span<const index_t> k) { return store_.full_key(chunk_key(m, k)); });
+  }
+  /// Decodes `stored`, the value at `whole_value_key()`, into `out`, a host view of the array's dtype
+  /// and shape (any strides).
+  /// \pre `whole_value_key()` is not empty.
+  /// \throws as `decode_chunk`, naming the array and the key.
+  void decode_whole(byte_view stored, const mutable_array_view& out) const {
+    with_zero_index(metadata_->shape.rank(), [&](std::span<const index_t> k) {
+      const std::string key = chunk_key(*metadata_, k);
+      detail::zarr_relabel(key, [&] { return chunk_label(key); },
+                           [&](std::string_view what) { decode_chunk(*metadata_, stored, out, what); });
+    });
+  }
+
   /// Reads `region` into a new C-order host array.
   /// \throws cairn::error as `read(region, out, options)`.
   host_array read(const box& region, read_options options = {}) const {
