@@ -287,6 +287,7 @@ TEST_CASE("a background failure surfaces from wait_until_finished, then the root
   m.wait_until_finished();  // reported once
   CHECK(m.all_steps() == std::vector<std::int64_t>{1});
   CHECK(list_steps(dir.path()).size() == 1);
+  CHECK(list_tmp_dirs(dir.path()).empty());  // the failed save took its directory with it
   // The next save reports a failure it has not seen yet.
   m.save(2, make_state(2), {.force = true});
   while (m.is_saving_in_progress()) std::this_thread::sleep_for(1ms);

@@ -249,21 +249,29 @@ inline std::filesystem::path detail::save_item_refs(const std::filesystem::path&
   meta.custom_metadata = o.custom_metadata;
   begin_step(d, step, meta);
 
-  const bool v3 = o.pytree.zarr_format == 3;
-  for (const auto& [name, tree_ptr] : items) {
-    const dynamic_tree& tree = *tree_ptr;
-    check_item_name(name);
-    if (tree.type() == dynamic_tree::kind::json) {
-      write_json_item(d.tmp, name, tree, o);
-      meta.set_handler(name, std::string(v3 ? handler_typestr::json_v1 : handler_typestr::json));
-    } else {
-      (void)write_pytree_item_impl(d.tmp / name, tree, o.pytree, 0, 1, /*in_uncommitted_step=*/true);
-      meta.set_handler(name, std::string(v3 ? handler_typestr::pytree_v1 : handler_typestr::standard));
+  // A save that fails (keys that cannot be stored, a full disk, a failing hook) takes its uncommitted
+  // directory with it: nothing in it could ever be committed, and it may hold much of a checkpoint.
+  try {
+    const bool v3 = o.pytree.zarr_format == 3;
+    for (const auto& [name, tree_ptr] : items) {
+      const dynamic_tree& tree = *tree_ptr;
+      check_item_name(name);
+      if (tree.type() == dynamic_tree::kind::json) {
+        write_json_item(d.tmp, name, tree, o);
+        meta.set_handler(name, std::string(v3 ? handler_typestr::json_v1 : handler_typestr::json));
+      } else {
+        (void)write_pytree_item_impl(d.tmp / name, tree, o.pytree, 0, 1, /*in_uncommitted_step=*/true);
+        meta.set_handler(name, std::string(v3 ? handler_typestr::pytree_v1 : handler_typestr::standard));
+      }
+      if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) detail::fsync_dir(d.tmp / name);
     }
-    if (o.pytree.fsync == kvstore::fsync_policy::file_and_directory) detail::fsync_dir(d.tmp / name);
+    if (before_commit) before_commit(step, d.tmp);
+    commit_step(root, d, meta, o);  // after its rename, nothing is left under `d.tmp` to remove
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(d.tmp, ec);  // best effort: the save's own error is the one to report
+    throw;
   }
-  if (before_commit) before_commit(step, d.tmp);
-  commit_step(root, d, meta, o);
   return d.final_dir;
 }
 
