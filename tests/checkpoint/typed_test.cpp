@@ -185,6 +185,20 @@ std::string error_text(F&& f) {
   }
   return "no error";
 }
+
+/// Overwrites the first byte (a zstd frame's magic number) of the stored chunk of parameter `param`
+/// in the item at `item`.
+void damage_chunk(const std::filesystem::path& item, const std::string& param) {
+  cairn::ocdbt::reader r(cairn::kvstore::open_file(item, cairn::kvstore::fsync_policy::none), "item");
+  std::optional<cairn::ocdbt::value_location> loc;
+  for (const auto& e : r.list())
+    if (e.key.rfind(param + "/c", 0) == 0) loc = r.locate(e.key);
+  REQUIRE(loc);
+  REQUIRE_FALSE(loc->is_inline);
+  std::fstream f(item / loc->file.path(), std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(loc->offset));
+  f.put('\x55');
+}
 }  // namespace
 
 TEST_CASE("typed trees round-trip through an Orbax item") {
@@ -395,18 +409,7 @@ TEST_CASE("small leaves read in batches: a damaged chunk among them names its le
   (void)cairn::restore(dir.path(), back);
   for (const auto& [k, a] : saved) CHECK_MESSAGE(back.at(k) == a, k);
 
-  const auto item = dir.path() / "1" / "default";
-  cairn::ocdbt::reader r(cairn::kvstore::open_file(item, cairn::kvstore::fsync_policy::none), "item");
-  std::optional<cairn::ocdbt::value_location> loc;
-  for (const auto& e : r.list())
-    if (e.key.rfind("w1444/c", 0) == 0) loc = r.locate(e.key);
-  REQUIRE(loc);
-  REQUIRE_FALSE(loc->is_inline);
-  {
-    std::fstream f(item / loc->file.path(), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(loc->offset));
-    f.put('\x55');
-  }
+  damage_chunk(dir.path() / "1" / "default", "w1444");
   std::map<std::string, cairn::host_array> target{{"w1000", iota_array({1024}, -1)}};
   std::map<std::string, cairn::host_array> before = target;
   const auto all = with([](cairn::restore_options& o) { o.allow_missing = true; });
@@ -451,18 +454,7 @@ TEST_CASE("in-place restore reads matching host arrays into the target's own byt
   CHECK(cast_report.cast == std::vector<std::string>{"mu"});
 
   // Damage nu's chunk on disk: the read of nu fails after mu may have been written in place.
-  const auto item = dir.path() / "1" / "default";
-  cairn::ocdbt::reader r(cairn::kvstore::open_file(item, cairn::kvstore::fsync_policy::none), "item");
-  std::optional<cairn::ocdbt::value_location> loc;
-  for (const auto& e : r.list())
-    if (e.key.rfind("nu/c", 0) == 0) loc = r.locate(e.key);
-  REQUIRE(loc);
-  REQUIRE_FALSE(loc->is_inline);
-  {
-    std::fstream f(item / loc->file.path(), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(loc->offset));
-    f.put('\x55');  // the zstd magic number's first byte
-  }
+  damage_chunk(dir.path() / "1" / "default", "nu");
   adam_state v{cairn::host_array(cairn::dtype::float32, {64, 64}), cairn::host_array(cairn::dtype::float32, {64, 64}), 0};
   const std::string text = error_text([&] { (void)cairn::restore(dir.path(), v, in_place); });
   CHECK_MESSAGE(text.find("not a zstd frame") != std::string::npos, text);

@@ -51,6 +51,8 @@ struct tree_metadata_entry {
   std::string value_type;
   bool skip_deserialize = false;
   std::optional<std::vector<index_t>> write_shape;
+
+  friend bool operator==(const tree_metadata_entry&, const tree_metadata_entry&) = default;
 };
 
 /// The contents of `_METADATA`.
@@ -60,6 +62,8 @@ struct tree_metadata {
   bool use_zarr3 = false;
   bool store_array_data_equal_to_fill_value = false;
   json::value custom_metadata;  ///< null unless the user set it
+
+  friend bool operator==(const tree_metadata&, const tree_metadata&) = default;
 };
 
 namespace detail {
