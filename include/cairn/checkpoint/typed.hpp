@@ -598,7 +598,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
   // Small arrays going to the arena or into the target are read in batches of neighbouring leaves:
   // the store reads values lying close together with one request (`read_many`), where a read per
   // leaf left the disk waiting between requests of a few KB. Everything else is read leaf by leaf.
-  const kvstore::driver* const driver = item.array_store().get_driver().get();
+  kvstore::driver* const driver = item.array_store().get_driver().get();  // the item keeps it alive
   auto decode_one = [&](std::size_t i, const kvstore::read_result& r) {
     auto& p = plan[i];
     if (r.missing()) return read_one(i);  // filled or reported the usual way
@@ -652,7 +652,7 @@ restore_report restore(const std::filesystem::path& path, T& target, const resto
     const std::vector<std::string_view> views(keys.begin(), keys.end());
     std::vector<char> handed(keys.size(), 0);
     try {
-      item.array_store().get_driver()->read_many(views, [&](std::size_t j, kvstore::read_result&& r) {
+      driver->read_many(views, [&](std::size_t j, kvstore::read_result&& r) {
         handed[j] = 1;
         try {
           decode_one(leaf_of[j], r);
